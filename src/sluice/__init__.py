@@ -1,0 +1,1 @@
+"""Sluice: the library the services, the CLI and the local stack share."""

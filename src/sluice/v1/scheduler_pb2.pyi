@@ -1,0 +1,174 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from sluice.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_STATE_UNSPECIFIED: _ClassVar[JobState]
+    JOB_STATE_QUEUED: _ClassVar[JobState]
+    JOB_STATE_RUNNING: _ClassVar[JobState]
+    JOB_STATE_COMPLETED: _ClassVar[JobState]
+    JOB_STATE_FAILED: _ClassVar[JobState]
+    JOB_STATE_ABORTED: _ClassVar[JobState]
+
+class StageState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STAGE_STATE_UNSPECIFIED: _ClassVar[StageState]
+    STAGE_STATE_PENDING: _ClassVar[StageState]
+    STAGE_STATE_RUNNING: _ClassVar[StageState]
+    STAGE_STATE_COMPLETED: _ClassVar[StageState]
+    STAGE_STATE_FAILED: _ClassVar[StageState]
+JOB_STATE_UNSPECIFIED: JobState
+JOB_STATE_QUEUED: JobState
+JOB_STATE_RUNNING: JobState
+JOB_STATE_COMPLETED: JobState
+JOB_STATE_FAILED: JobState
+JOB_STATE_ABORTED: JobState
+STAGE_STATE_UNSPECIFIED: StageState
+STAGE_STATE_PENDING: StageState
+STAGE_STATE_RUNNING: StageState
+STAGE_STATE_COMPLETED: StageState
+STAGE_STATE_FAILED: StageState
+
+class Workflow(_message.Message):
+    __slots__ = ("workflow_id", "version", "definition_json", "created_at")
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DEFINITION_JSON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    workflow_id: str
+    version: int
+    definition_json: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, workflow_id: _Optional[str] = ..., version: _Optional[int] = ..., definition_json: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateWorkflowRequest(_message.Message):
+    __slots__ = ("workflow_id", "definition_json")
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    DEFINITION_JSON_FIELD_NUMBER: _ClassVar[int]
+    workflow_id: str
+    definition_json: str
+    def __init__(self, workflow_id: _Optional[str] = ..., definition_json: _Optional[str] = ...) -> None: ...
+
+class ListWorkflowsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListWorkflowsResponse(_message.Message):
+    __slots__ = ("workflows",)
+    WORKFLOWS_FIELD_NUMBER: _ClassVar[int]
+    workflows: _containers.RepeatedCompositeFieldContainer[Workflow]
+    def __init__(self, workflows: _Optional[_Iterable[_Union[Workflow, _Mapping]]] = ...) -> None: ...
+
+class GetWorkflowRequest(_message.Message):
+    __slots__ = ("workflow_id", "version")
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    workflow_id: str
+    version: int
+    def __init__(self, workflow_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class CreateJobRequest(_message.Message):
+    __slots__ = ("job_id", "workflow_id", "batch_id", "machine_type", "workers_per_machine", "save_image_outputs", "aggregation_format", "max_image_failure_rate")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    MACHINE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_PER_MACHINE_FIELD_NUMBER: _ClassVar[int]
+    SAVE_IMAGE_OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATION_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    MAX_IMAGE_FAILURE_RATE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    workflow_id: str
+    batch_id: str
+    machine_type: _common_pb2.MachineType
+    workers_per_machine: int
+    save_image_outputs: bool
+    aggregation_format: _common_pb2.AggregationFormat
+    max_image_failure_rate: float
+    def __init__(self, job_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., workers_per_machine: _Optional[int] = ..., save_image_outputs: _Optional[bool] = ..., aggregation_format: _Optional[_Union[_common_pb2.AggregationFormat, str]] = ..., max_image_failure_rate: _Optional[float] = ...) -> None: ...
+
+class Stage(_message.Message):
+    __slots__ = ("name", "state", "tasks_done", "tasks_total", "items_done", "items_total", "items_failed", "output_batch_id", "machine_type")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TASKS_DONE_FIELD_NUMBER: _ClassVar[int]
+    TASKS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_DONE_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    MACHINE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    state: StageState
+    tasks_done: int
+    tasks_total: int
+    items_done: int
+    items_total: int
+    items_failed: int
+    output_batch_id: str
+    machine_type: _common_pb2.MachineType
+    def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[StageState, str]] = ..., tasks_done: _Optional[int] = ..., tasks_total: _Optional[int] = ..., items_done: _Optional[int] = ..., items_total: _Optional[int] = ..., items_failed: _Optional[int] = ..., output_batch_id: _Optional[str] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ...) -> None: ...
+
+class Job(_message.Message):
+    __slots__ = ("job_id", "workflow_id", "workflow_version", "batch_id", "state", "current_stage", "machine_type", "workers_per_machine", "save_image_outputs", "aggregation_format", "stages", "notice", "error", "created_at", "updated_at", "max_image_failure_rate")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_STAGE_FIELD_NUMBER: _ClassVar[int]
+    MACHINE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_PER_MACHINE_FIELD_NUMBER: _ClassVar[int]
+    SAVE_IMAGE_OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATION_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
+    NOTICE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    MAX_IMAGE_FAILURE_RATE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    workflow_id: str
+    workflow_version: int
+    batch_id: str
+    state: JobState
+    current_stage: str
+    machine_type: _common_pb2.MachineType
+    workers_per_machine: int
+    save_image_outputs: bool
+    aggregation_format: _common_pb2.AggregationFormat
+    stages: _containers.RepeatedCompositeFieldContainer[Stage]
+    notice: str
+    error: str
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    max_image_failure_rate: float
+    def __init__(self, job_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., workflow_version: _Optional[int] = ..., batch_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., current_stage: _Optional[str] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., workers_per_machine: _Optional[int] = ..., save_image_outputs: _Optional[bool] = ..., aggregation_format: _Optional[_Union[_common_pb2.AggregationFormat, str]] = ..., stages: _Optional[_Iterable[_Union[Stage, _Mapping]]] = ..., notice: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_image_failure_rate: _Optional[float] = ...) -> None: ...
+
+class ListJobsRequest(_message.Message):
+    __slots__ = ("page_size",)
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    def __init__(self, page_size: _Optional[int] = ...) -> None: ...
+
+class ListJobsResponse(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[Job]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
+
+class GetJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,72 @@
+from sluice.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Task(_message.Message):
+    __slots__ = ("task_id", "job_id", "workspace", "stage", "input_names", "input_url", "output_url", "workflow_json", "save_image_outputs", "aggregation_format", "machine_type", "max_archive_bytes")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    INPUT_NAMES_FIELD_NUMBER: _ClassVar[int]
+    INPUT_URL_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_URL_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_JSON_FIELD_NUMBER: _ClassVar[int]
+    SAVE_IMAGE_OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATION_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    MACHINE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    MAX_ARCHIVE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    job_id: str
+    workspace: str
+    stage: str
+    input_names: _containers.RepeatedScalarFieldContainer[str]
+    input_url: str
+    output_url: str
+    workflow_json: str
+    save_image_outputs: bool
+    aggregation_format: _common_pb2.AggregationFormat
+    machine_type: _common_pb2.MachineType
+    max_archive_bytes: int
+    def __init__(self, task_id: _Optional[str] = ..., job_id: _Optional[str] = ..., workspace: _Optional[str] = ..., stage: _Optional[str] = ..., input_names: _Optional[_Iterable[str]] = ..., input_url: _Optional[str] = ..., output_url: _Optional[str] = ..., workflow_json: _Optional[str] = ..., save_image_outputs: _Optional[bool] = ..., aggregation_format: _Optional[_Union[_common_pb2.AggregationFormat, str]] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., max_archive_bytes: _Optional[int] = ...) -> None: ...
+
+class TaskResult(_message.Message):
+    __slots__ = ("task_id", "job_id", "stage", "ok", "items_done", "items_failed", "error", "worker_id", "duration_s", "machine_type")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_DONE_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    MACHINE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    job_id: str
+    stage: str
+    ok: bool
+    items_done: int
+    items_failed: int
+    error: str
+    worker_id: str
+    duration_s: float
+    machine_type: _common_pb2.MachineType
+    def __init__(self, task_id: _Optional[str] = ..., job_id: _Optional[str] = ..., stage: _Optional[str] = ..., ok: _Optional[bool] = ..., items_done: _Optional[int] = ..., items_failed: _Optional[int] = ..., error: _Optional[str] = ..., worker_id: _Optional[str] = ..., duration_s: _Optional[float] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ...) -> None: ...
+
+class WorkerHeartbeat(_message.Message):
+    __slots__ = ("worker_id", "machine_type", "slots", "busy_slots")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    MACHINE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    BUSY_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    machine_type: _common_pb2.MachineType
+    slots: int
+    busy_slots: int
+    def __init__(self, worker_id: _Optional[str] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., slots: _Optional[int] = ..., busy_slots: _Optional[int] = ...) -> None: ...
