@@ -65,7 +65,10 @@ def from_rpc_error(error: grpc.RpcError) -> SluiceError:
     """The SluiceError a client sees for a failed call (the server's public message kept)."""
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     details = error.details() if hasattr(error, "details") else None
-    if code == grpc.StatusCode.UNAVAILABLE and not details:
-        details = "the service is not reachable"
+    if code == grpc.StatusCode.UNAVAILABLE:
+        first_line = (details or "").splitlines()[0] if details else ""
+        details = f"service unavailable (is the stack up? see 'sluice status'): {first_line}"
+    elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        details = "the service did not answer in time"
     cls = _BY_CODE.get(code, SluiceError)
     return cls(details or str(code))

@@ -1,0 +1,30 @@
+# Routine tasks. `make test` is what CI runs; `make demo` is the newcomer's first command.
+.PHONY: install protos lint typecheck test unit demo bench clean
+
+install:
+	bash scripts/install.sh
+
+protos:
+	.venv/bin/python scripts/gen_protos.py
+
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+typecheck:
+	.venv/bin/mypy src/sluice services
+
+unit:
+	.venv/bin/pytest -q -m "not e2e"
+
+test: install lint typecheck
+	.venv/bin/pytest -q
+
+demo: install
+	bash scripts/demo.sh
+
+bench: install
+	.venv/bin/python -m bench.pipeline
+
+clean:
+	rm -rf .venv .sluice demo-output

@@ -1,0 +1,36 @@
+"""`sluice-scheduler`: the scheduler service process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+
+from sluice import runtime
+from sluice.config import Settings
+from sluice_scheduler.coordinator import SchedulerOptions
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = Settings.from_env()
+    parser = argparse.ArgumentParser(prog="sluice-scheduler", description=__doc__)
+    parser.add_argument("--address", default=settings.scheduler_address, help="host:port to serve gRPC on")
+    parser.add_argument(
+        "--task-size",
+        type=int,
+        default=int(os.environ.get("SLUICE_TASK_SIZE", "50")),
+        help="images per task",
+    )
+    args = parser.parse_args(argv)
+    options = SchedulerOptions(task_size=max(1, args.task_size))
+
+    from sluice_scheduler.service import serve
+
+    async def run(stop: asyncio.Event) -> None:
+        await serve(settings, args.address, options, stop)
+
+    runtime.run(run, settings.log_level)
+
+
+if __name__ == "__main__":
+    main()

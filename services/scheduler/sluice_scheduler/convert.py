@@ -1,0 +1,81 @@
+"""Rows of the scheduler's schema as protobuf messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from sluice.v1 import common_pb2, scheduler_pb2
+from sluice_scheduler.repository import StageProgress
+
+JOB_STATES = {
+    "queued": scheduler_pb2.JOB_STATE_QUEUED,
+    "running": scheduler_pb2.JOB_STATE_RUNNING,
+    "completed": scheduler_pb2.JOB_STATE_COMPLETED,
+    "failed": scheduler_pb2.JOB_STATE_FAILED,
+    "aborted": scheduler_pb2.JOB_STATE_ABORTED,
+}
+STAGE_STATES = {
+    "pending": scheduler_pb2.STAGE_STATE_PENDING,
+    "running": scheduler_pb2.STAGE_STATE_RUNNING,
+    "completed": scheduler_pb2.STAGE_STATE_COMPLETED,
+    "failed": scheduler_pb2.STAGE_STATE_FAILED,
+}
+MACHINE_TYPES = {
+    "cpu": common_pb2.MACHINE_TYPE_CPU,
+    "gpu": common_pb2.MACHINE_TYPE_GPU,
+    "export": common_pb2.MACHINE_TYPE_UNSPECIFIED,
+}
+FORMATS = {"jsonl": common_pb2.AGGREGATION_FORMAT_JSONL, "csv": common_pb2.AGGREGATION_FORMAT_CSV}
+
+
+def timestamp(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def workflow(row: asyncpg.Record) -> scheduler_pb2.Workflow:
+    return scheduler_pb2.Workflow(
+        workflow_id=row["workflow_id"],
+        version=row["version"],
+        definition_json=row["definition"],
+        created_at=timestamp(row["created_at"]),
+    )
+
+
+def stage(progress: StageProgress) -> scheduler_pb2.Stage:
+    return scheduler_pb2.Stage(
+        name=progress.name,
+        state=STAGE_STATES[progress.state],
+        tasks_done=progress.tasks_done,
+        tasks_total=progress.tasks_total,
+        items_done=progress.items_done,
+        items_total=progress.items_total,
+        items_failed=progress.items_failed,
+        output_batch_id=progress.output_batch_id,
+        machine_type=MACHINE_TYPES[progress.machine_type],
+    )
+
+
+def job(row: asyncpg.Record, stages: list[StageProgress], notice: str) -> scheduler_pb2.Job:
+    return scheduler_pb2.Job(
+        job_id=row["job_id"],
+        workflow_id=row["workflow_id"],
+        workflow_version=row["workflow_version"],
+        batch_id=row["batch_id"],
+        state=JOB_STATES[row["state"]],
+        current_stage=row["current_stage"],
+        machine_type=MACHINE_TYPES[row["machine_type"]],
+        workers_per_machine=row["workers_per_machine"],
+        save_image_outputs=row["save_image_outputs"],
+        aggregation_format=FORMATS[row["aggregation_format"]],
+        stages=[stage(s) for s in stages],
+        notice=notice,
+        error=row["error"],
+        created_at=timestamp(row["created_at"]),
+        updated_at=timestamp(row["updated_at"]),
+        max_image_failure_rate=row["max_failure_rate"],
+    )

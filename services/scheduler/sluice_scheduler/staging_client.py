@@ -1,0 +1,71 @@
+"""Calls to the staging service on behalf of a workspace (internal token + workspace)."""
+
+from __future__ import annotations
+
+import grpc
+
+from sluice.clients import aio_channel, internal_metadata, staging_stub
+from sluice.errors import from_rpc_error
+from sluice.v1 import common_pb2, staging_pb2
+
+
+class StagingClient:
+    def __init__(self, address: str, internal_token: str) -> None:
+        self._channel = aio_channel(address)
+        self._stub = staging_stub(self._channel)
+        self._token = internal_token
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    def _md(self, workspace: str) -> tuple[tuple[str, str], ...]:
+        return tuple(internal_metadata(self._token, workspace))
+
+    async def batch(self, workspace: str, batch_id: str) -> staging_pb2.Batch:
+        try:
+            return await self._stub.GetBatch(
+                staging_pb2.GetBatchRequest(batch_id=batch_id), metadata=self._md(workspace)
+            )
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    async def location(self, workspace: str, batch_id: str) -> str:
+        try:
+            found = await self._stub.GetBatchLocation(
+                staging_pb2.GetBatchRequest(batch_id=batch_id), metadata=self._md(workspace)
+            )
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        return str(found.url)
+
+    async def object_names(self, workspace: str, batch_id: str) -> list[str]:
+        """Every object name of a batch, in name order."""
+        names: list[str] = []
+        token = ""
+        while True:
+            try:
+                page = await self._stub.ListBatchContent(
+                    staging_pb2.ListBatchContentRequest(
+                        batch_id=batch_id, page_size=10000, page_token=token, all_parts=True
+                    ),
+                    metadata=self._md(workspace),
+                )
+            except grpc.RpcError as error:
+                raise from_rpc_error(error) from None
+            names.extend(o.name for o in page.objects)
+            token = page.next_page_token
+            if not token:
+                return names
+
+    async def register_output(
+        self, workspace: str, batch_id: str, batch_type: common_pb2.BatchType, job_id: str
+    ) -> staging_pb2.Batch:
+        try:
+            return await self._stub.RegisterOutputBatch(
+                staging_pb2.RegisterOutputBatchRequest(
+                    batch_id=batch_id, type=batch_type, source_job_id=job_id
+                ),
+                metadata=self._md(workspace),
+            )
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None

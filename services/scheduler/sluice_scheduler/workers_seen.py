@@ -1,0 +1,24 @@
+"""Which machine types have a live worker, from the heartbeats workers send every few seconds."""
+
+from __future__ import annotations
+
+import time
+
+from sluice.v1 import tasks_pb2
+
+ALIVE_FOR_S = 8.0
+
+
+class WorkersSeen:
+    def __init__(self) -> None:
+        self._last_seen: dict[str, dict[str, float]] = {}
+
+    def record(self, kind: str, payload: bytes) -> None:
+        beat = tasks_pb2.WorkerHeartbeat.FromString(payload)
+        self._last_seen.setdefault(kind, {})[beat.worker_id or "?"] = time.monotonic()
+
+    def alive(self, kind: str) -> int:
+        """How many workers of `kind` (cpu, gpu or export) sent a heartbeat recently."""
+        now = time.monotonic()
+        seen = self._last_seen.get(kind, {})
+        return sum(1 for t in seen.values() if now - t < ALIVE_FOR_S)

@@ -1,0 +1,45 @@
+"""`sluice`: the command line. Errors are one clear line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import grpc
+
+from sluice.cli import job_commands, stack, staging_commands, workflow_commands
+from sluice.cli.context import add_connection_options
+from sluice.errors import SluiceError, from_rpc_error
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sluice",
+        description="Batch processing of images and videos with computer-vision workflows.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    connection_options = argparse.ArgumentParser(add_help=False)
+    add_connection_options(connection_options)
+    stack.register(sub)
+    staging_commands.register(sub, [connection_options])
+    workflow_commands.register(sub, [connection_options])
+    job_commands.register(sub, [connection_options])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SluiceError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+    except grpc.RpcError as error:
+        print(f"error: {from_rpc_error(error).message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

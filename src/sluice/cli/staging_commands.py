@@ -1,0 +1,181 @@
+"""`sluice data-staging ...`: the verbs of the hosted service's data staging CLI."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sluice.cli.context import connection
+from sluice.cli.download import download, local_path, unpack_archives
+from sluice.cli.output import fields, human_bytes, table, when
+from sluice.cli.upload import plan_upload, staged_objects, upload
+from sluice.errors import InvalidArgument
+from sluice.ids import validate_id
+from sluice.v1 import common_pb2, staging_pb2
+
+BATCH_TYPES = {
+    common_pb2.BATCH_TYPE_IMAGES: "images",
+    common_pb2.BATCH_TYPE_VIDEOS: "videos",
+    common_pb2.BATCH_TYPE_PROCESSING_RESULTS: "processing-results",
+    common_pb2.BATCH_TYPE_EXPORT: "export",
+}
+
+
+def create_batch_of_images(args: argparse.Namespace) -> int:
+    batch_id = validate_id(args.batch_id, "batch id")
+    images_dir: Path = args.images_dir
+    if not images_dir.is_dir():
+        raise InvalidArgument(f"images folder {images_dir} does not exist or is not a folder")
+    conn = connection(args)
+    stub = conn.staging()
+    stub.CreateBatch(
+        staging_pb2.CreateBatchRequest(batch_id=batch_id, type=common_pb2.BATCH_TYPE_IMAGES),
+        metadata=conn.metadata,
+    )
+    staged = {o.name: o.size_bytes for o in staged_objects(stub, conn.metadata, batch_id)}
+    plan = plan_upload(images_dir, staged)
+    for name in plan.not_images:
+        print(f"skipped (not an image): {name}")
+    stored, rejected = upload(stub, conn.metadata, batch_id, plan.to_upload)
+    for item in rejected:
+        print(f"rejected: {item.file_name}: {item.reason}")
+    batch = stub.GetBatch(staging_pb2.GetBatchRequest(batch_id=batch_id), metadata=conn.metadata)
+    print(
+        f"batch {batch_id}: {stored} uploaded, {plan.already_staged} already staged, "
+        f"{len(plan.not_images) + len(rejected)} skipped; "
+        f"{batch.object_count} images ({human_bytes(batch.total_bytes)}) in {batch.part_count} part(s)"
+    )
+    return 0
+
+
+def list_batches(args: argparse.Namespace) -> int:
+    conn = connection(args)
+    stub = conn.staging()
+    rows = []
+    token = ""
+    while True:
+        page = stub.ListBatches(
+            staging_pb2.ListBatchesRequest(page_size=500, page_token=token), metadata=conn.metadata
+        )
+        rows.extend(
+            (
+                b.batch_id,
+                BATCH_TYPES.get(b.type, "?"),
+                b.object_count,
+                human_bytes(b.total_bytes),
+                when(b.created_at),
+                when(b.expires_at),
+            )
+            for b in page.batches
+        )
+        token = page.next_page_token
+        if not token:
+            break
+    if not rows:
+        print("no batches")
+        return 0
+    print(table(["BATCH", "TYPE", "OBJECTS", "SIZE", "CREATED", "EXPIRES"], rows))
+    return 0
+
+
+def show_batch_details(args: argparse.Namespace) -> int:
+    conn = connection(args)
+    batch = conn.staging().GetBatch(
+        staging_pb2.GetBatchRequest(batch_id=validate_id(args.batch_id, "batch id")),
+        metadata=conn.metadata,
+    )
+    print(
+        fields(
+            [
+                ("batch id", batch.batch_id),
+                ("type", BATCH_TYPES.get(batch.type, "?")),
+                ("objects", batch.object_count),
+                ("size", human_bytes(batch.total_bytes)),
+                ("parts", batch.part_count),
+                ("created", when(batch.created_at)),
+                ("expires", when(batch.expires_at)),
+                *([("source job", batch.source_job_id)] if batch.source_job_id else []),
+            ]
+        )
+    )
+    if batch.parts:
+        print()
+        print(
+            table(
+                ["PART", "OBJECTS", "SIZE"],
+                [(p.index, p.object_count, human_bytes(p.total_bytes)) for p in batch.parts],
+            )
+        )
+    return 0
+
+
+def list_batch_content(args: argparse.Namespace) -> int:
+    conn = connection(args)
+    objects = staged_objects(conn.staging(), conn.metadata, validate_id(args.batch_id, "batch id"))
+    if args.limit:
+        objects = objects[: args.limit]
+    lines = [f"{o.name}\t{o.size_bytes}\tpart {o.part_index}" for o in objects]
+    if args.output_file:
+        Path(args.output_file).write_text("\n".join(lines) + ("\n" if lines else ""))
+        print(f"{len(lines)} objects written to {args.output_file}")
+    else:
+        print("\n".join(lines) if lines else "the batch is empty")
+    return 0
+
+
+def export_batch(args: argparse.Namespace) -> int:
+    batch_id = validate_id(args.batch_id, "batch id")
+    target: Path = args.target_dir
+    target.mkdir(parents=True, exist_ok=True)
+    conn = connection(args)
+    stub = conn.staging()
+    objects = staged_objects(stub, conn.metadata, batch_id)
+    missing = [
+        o
+        for o in objects
+        if args.override_existing
+        or not local_path(target, o.name).exists()
+        or local_path(target, o.name).stat().st_size != o.size_bytes
+    ]
+    fetched = download(stub, conn.metadata, batch_id, missing, target)
+    unpacked = unpack_archives(target)
+    print(
+        f"batch {batch_id} exported to {target}: {fetched} downloaded, "
+        f"{len(objects) - len(missing)} already there, {len(unpacked)} archive(s) unpacked"
+    )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    group = sub.add_parser("data-staging", help="stage data: batches of images").add_subparsers(
+        dest="verb", required=True, metavar="VERB"
+    )
+    p = group.add_parser(
+        "create-batch-of-images", parents=parents, help="upload a folder of images into a batch (resumable)"
+    )
+    p.add_argument("--images-dir", "-i", type=Path, required=True, help="folder of images (recursive)")
+    p.add_argument("--batch-id", "-b", required=True, help="lower case letters, digits, '-' and '_'")
+    p.set_defaults(func=create_batch_of_images)
+
+    p = group.add_parser("list-batches", parents=parents, help="list the workspace's batches")
+    p.set_defaults(func=list_batches)
+
+    p = group.add_parser("show-batch-details", parents=parents, help="show one batch")
+    p.add_argument("--batch-id", "-b", required=True)
+    p.set_defaults(func=show_batch_details)
+
+    p = group.add_parser("list-batch-content", parents=parents, help="list a batch's objects")
+    p.add_argument("--batch-id", "-b", required=True)
+    p.add_argument("--limit", "-l", type=int, default=0, help="show at most this many")
+    p.add_argument("--output-file", "-o", help="write the listing to this file")
+    p.set_defaults(func=list_batch_content)
+
+    p = group.add_parser(
+        "export-batch",
+        parents=parents,
+        help="download a batch to a folder (resumable) and unpack its archives",
+    )
+    p.add_argument("--batch-id", "-b", required=True)
+    p.add_argument("--target-dir", "-t", type=Path, required=True)
+    p.add_argument("--override-existing", action="store_true", help="download files already there")
+    p.set_defaults(func=export_batch)

@@ -1,0 +1,103 @@
+"""Uploading a folder of images into a batch: many files per stream, resumable, with progress."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from sluice.ids import is_image_name
+from sluice.v1 import staging_pb2, staging_pb2_grpc
+
+CHUNK_BYTES = 1024 * 1024
+FILES_PER_STREAM = 500
+BYTES_PER_STREAM = 256 * 1024 * 1024
+
+
+@dataclass
+class UploadPlan:
+    to_upload: list[tuple[str, Path, int]] = field(default_factory=list)
+    already_staged: int = 0
+    not_images: list[str] = field(default_factory=list)
+
+
+def plan_upload(images_dir: Path, staged: dict[str, int]) -> UploadPlan:
+    """Which files of `images_dir` still need uploading (name and size not already staged)."""
+    plan = UploadPlan()
+    for path in sorted(p for p in images_dir.rglob("*") if p.is_file()):
+        name = path.relative_to(images_dir).as_posix()
+        if not is_image_name(name):
+            plan.not_images.append(name)
+            continue
+        size = path.stat().st_size
+        if staged.get(name) == size:
+            plan.already_staged += 1
+        else:
+            plan.to_upload.append((name, path, size))
+    return plan
+
+
+def _groups(files: Sequence[tuple[str, Path, int]]) -> Iterator[list[tuple[str, Path, int]]]:
+    group: list[tuple[str, Path, int]] = []
+    group_bytes = 0
+    for item in files:
+        if group and (len(group) >= FILES_PER_STREAM or group_bytes + item[2] > BYTES_PER_STREAM):
+            yield group
+            group, group_bytes = [], 0
+        group.append(item)
+        group_bytes += item[2]
+    if group:
+        yield group
+
+
+def _chunks(
+    batch_id: str, files: list[tuple[str, Path, int]], progress: tqdm
+) -> Iterator[staging_pb2.UploadChunk]:
+    for name, path, _ in files:
+        with path.open("rb") as f:
+            while True:
+                data = f.read(CHUNK_BYTES)
+                last = len(data) < CHUNK_BYTES
+                yield staging_pb2.UploadChunk(batch_id=batch_id, file_name=name, data=data, last=last)
+                progress.update(len(data))
+                if last:
+                    break
+
+
+def upload(
+    stub: staging_pb2_grpc.StagingServiceStub,
+    metadata: Sequence[tuple[str, str]],
+    batch_id: str,
+    files: list[tuple[str, Path, int]],
+) -> tuple[int, list[staging_pb2.RejectedFile]]:
+    """Upload `files`; returns how many were stored and the ones the server refused."""
+    stored = 0
+    rejected: list[staging_pb2.RejectedFile] = []
+    total = sum(size for _, _, size in files)
+    with tqdm(total=total, unit="B", unit_scale=True, desc="uploading", leave=False) as progress:
+        for group in _groups(files):
+            summary = stub.UploadFiles(_chunks(batch_id, group, progress), metadata=metadata)
+            stored += summary.files_stored
+            rejected.extend(summary.rejected)
+    return stored, rejected
+
+
+def staged_objects(
+    stub: staging_pb2_grpc.StagingServiceStub, metadata: Sequence[tuple[str, str]], batch_id: str
+) -> list[staging_pb2.BatchObject]:
+    """Every object of a batch, page by page."""
+    objects: list[staging_pb2.BatchObject] = []
+    token = ""
+    while True:
+        page = stub.ListBatchContent(
+            staging_pb2.ListBatchContentRequest(
+                batch_id=batch_id, page_size=10000, page_token=token, all_parts=True
+            ),
+            metadata=metadata,
+        )
+        objects.extend(page.objects)
+        token = page.next_page_token
+        if not token:
+            return objects

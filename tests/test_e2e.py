@@ -1,0 +1,163 @@
+"""The spine end to end: the CLI against `sluice up`, with real NATS, Postgres and models.
+
+One local stack serves the whole module; the tests run in order, as a user would.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.images import photographs
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOW = ROOT / "examples" / "workflows" / "text-detection.json"
+BAD = {"corrupt-0.jpg", "corrupt-1.jpg", "empty.jpg", "not-really.jpg"}
+IMAGE_COUNT = 300
+
+
+def sluice(state: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "sluice.cli.main", *args, "--state-dir", str(state)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"sluice {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def state() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="sluice-e2e-", dir="/tmp"))
+    folder.chmod(0o755)
+    sluice(folder, "up")
+    yield folder
+    sluice(folder, "down", check=False)
+    logs = folder / "logs"
+    if logs.exists():
+        for log in logs.glob("*.log"):
+            print(f"--- {log.name}\n{log.read_text()[-3000:]}")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def images_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """300 images: real photographs and crops of them, plus corrupt, empty and fake ones."""
+    folder = tmp_path_factory.mktemp("images")
+    photos = photographs()
+    good = IMAGE_COUNT - len(BAD)
+    for i in range(good):
+        photo = photos[i % len(photos)]
+        if i >= len(photos):
+            h, w = photo.shape[:2]
+            y, x = (i * 37) % (h // 2), (i * 53) % (w // 2)
+            photo = photo[y : y + h // 2, x : x + w // 2]
+        sub = folder / ("nested" if i % 10 == 0 else "")
+        sub.mkdir(exist_ok=True)
+        cv2.imwrite(str(sub / f"img-{i:04d}.jpg"), photo)
+    jpeg = (folder / "img-0000.jpg").read_bytes()
+    (folder / "corrupt-0.jpg").write_bytes(jpeg[: len(jpeg) // 3])
+    (folder / "corrupt-1.jpg").write_bytes(np.random.default_rng(0).bytes(5000))
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "not-really.jpg").write_text("this is a text file, not a picture\n")
+    (folder / "notes.txt").write_text("not staged")
+    return folder
+
+
+def test_stack_is_up(state: Path) -> None:
+    out = sluice(state, "status").stdout
+    for part in ("nats", "postgres", "staging", "scheduler", "worker", "exporter"):
+        assert part in out
+
+
+def test_stage_images(state: Path, images_dir: Path) -> None:
+    out = sluice(state, "data-staging", "create-batch-of-images", "--images-dir", str(images_dir),
+                 "--batch-id", "photos").stdout
+    assert "skipped (not an image): notes.txt" in out
+    assert f"{IMAGE_COUNT} uploaded" in out
+    again = sluice(state, "data-staging", "create-batch-of-images", "--images-dir", str(images_dir),
+                   "--batch-id", "photos").stdout
+    assert "0 uploaded" in again and f"{IMAGE_COUNT} already staged" in again
+    details = sluice(state, "data-staging", "show-batch-details", "--batch-id", "photos").stdout
+    assert re.search(rf"objects\s+{IMAGE_COUNT}\b", details), details
+
+
+def test_bad_input_is_one_clear_line(state: Path) -> None:
+    cases = [
+        (["data-staging", "show-batch-details", "--batch-id", "Bad/Id"], "invalid batch id"),
+        (["batch-processing", "process-images-with-workflow", "--workflow-id", "nope",
+          "--batch-id", "photos"], "workflow 'nope' not found"),
+        (["batch-processing", "process-images-with-workflow", "--workflow-id", "text",
+          "--batch-id", "missing"], "batch 'missing' not found"),
+    ]
+    sluice(state, "workflows", "create", "--workflow-id", "text", "--file", str(WORKFLOW))
+    for args, expected in cases:
+        result = sluice(state, *args, check=False)
+        assert result.returncode != 0
+        assert expected in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_gpu_job_waits_for_a_gpu_worker(state: Path) -> None:
+    sluice(state, "batch-processing", "process-images-with-workflow", "--workflow-id", "text",
+           "--batch-id", "photos", "--machine-type", "gpu", "--job-id", "on-gpu")
+    details = sluice(state, "batch-processing", "show-job-details", "--job-id", "on-gpu").stdout
+    assert "queued" in details
+    assert "no gpu worker is running" in details
+
+
+def test_job_runs_and_exports_one_record_per_image(state: Path, tmp_path: Path) -> None:
+    result = sluice(state, "batch-processing", "process-images-with-workflow", "--workflow-id", "text",
+                    "--batch-id", "photos", "--job-id", "first", "--save-image-outputs", "--wait")
+    assert "job first completed" in result.stdout
+    details = sluice(state, "batch-processing", "show-job-details", "--job-id", "first").stdout
+    assert "completed" in details and "first-export" in details
+    target = tmp_path / "export"
+    sluice(state, "data-staging", "export-batch", "--batch-id", "first-export", "--target-dir", str(target))
+    records = [json.loads(line) for line in (target / "results.jsonl").read_text().splitlines()]
+    names = [r["image"] for r in records]
+    assert len(names) == IMAGE_COUNT == len(set(names))
+    errors = {r["image"]: r["error"] for r in records if r["status"] == "error"}
+    assert set(errors) == BAD
+    assert all(errors.values())
+    found = [r for r in records if r["status"] == "ok" and r["outputs"]["predictions"]["predictions"]]
+    assert found, "the text detector found nothing in any photograph"
+    annotated = list((target / "images").rglob("*.jpg"))
+    assert len(annotated) == IMAGE_COUNT - len(BAD)
+    again = sluice(state, "data-staging", "export-batch", "--batch-id", "first-export",
+                   "--target-dir", str(target)).stdout
+    assert "0 downloaded" in again
+
+
+def test_csv_export(state: Path, tmp_path: Path) -> None:
+    sluice(state, "batch-processing", "process-images-with-workflow", "--workflow-id", "text",
+           "--batch-id", "photos", "--job-id", "as-csv", "--aggregation-format", "csv", "--wait")
+    sluice(state, "data-staging", "export-batch", "--batch-id", "as-csv-export", "--target-dir", str(tmp_path))
+    with (tmp_path / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == IMAGE_COUNT
+    assert {r["image"] for r in rows if r["status"] == "error"} == BAD
+
+
+def test_down_and_up_keeps_everything(state: Path) -> None:
+    sluice(state, "down")
+    assert "down" in sluice(state, "status").stdout
+    sluice(state, "up")
+    assert "photos" in sluice(state, "data-staging", "list-batches").stdout
+    assert "text" in sluice(state, "workflows", "list").stdout
+    jobs = sluice(state, "batch-processing", "list-jobs").stdout
+    assert "first" in jobs and "on-gpu" in jobs
+    details = sluice(state, "batch-processing", "show-job-details", "--job-id", "first").stdout
+    assert "completed" in details
