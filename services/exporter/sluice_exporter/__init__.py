@@ -1,0 +1,1 @@
+"""The exporter: packs a job's processing results into archives optimised for download."""

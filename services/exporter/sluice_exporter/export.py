@@ -1,0 +1,86 @@
+"""One export, start to finish, against the object store (blocking; run in a thread).
+
+Reads every `results/*.jsonl` under the processing folder, aggregates them, and writes the
+aggregate plus every object under `images/` as `export-00000.tar.gz`, `export-00001.tar.gz`, ...
+into the export folder. Archive names are derived from the job (its export folder and an index),
+so a rerun overwrites its own archives; archives left over from an earlier, longer run are removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from sluice import storage
+from sluice_exporter.aggregate import Record, aggregate, is_result_object, parse_records
+from sluice_exporter.archive import (
+    Member,
+    archive_index,
+    archive_name,
+    effective_limit,
+    pack,
+    plan_archives,
+)
+
+log = logging.getLogger(__name__)
+
+IMAGES_PREFIX = "images/"
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    records: int
+    failed: int
+    images: int
+    archives: list[str]
+
+
+def read_records(input_url: str, names: list[str]) -> list[Record]:
+    """The records of the result objects `names` (relative to `input_url`), in name order."""
+    records: list[Record] = []
+    for name in sorted(names):
+        records.extend(parse_records(storage.read_bytes(storage.join(input_url, name)), name))
+    return records
+
+
+def remove_stale_archives(output_url: str, keep: int) -> None:
+    """Remove archives with an index of `keep` or more (left by an earlier run)."""
+    stale: list[str] = []
+    for name in storage.list_objects(output_url):
+        index = None if "/" in name else archive_index(name)
+        if index is not None and index >= keep:
+            stale.append(name)
+    if not stale:
+        return
+    fs, root = storage.filesystem(output_url)
+    for name in stale:
+        log.info("removing stale archive %s", name)
+        fs.rm(f"{root.rstrip('/')}/{name}")
+
+
+def export_job(
+    input_url: str, output_url: str, aggregation_format: int, max_archive_bytes: int
+) -> ExportSummary:
+    """Aggregate the results under `input_url` and pack them with its images into `output_url`."""
+    objects = storage.list_objects(input_url)
+    result_names = [name for name in objects if is_result_object(name)]
+    summary = aggregate(read_records(input_url, result_names), aggregation_format)
+    images = sorted(name for name in objects if name.startswith(IMAGES_PREFIX))
+    members = [Member(summary.name, len(summary.data))]
+    members.extend(Member(name, objects[name]) for name in images)
+
+    def read(name: str) -> bytes:
+        if name == summary.name:
+            return summary.data
+        return storage.read_bytes(storage.join(input_url, name))
+
+    stamp = time.time()
+    written: list[str] = []
+    for index, group in enumerate(plan_archives(members, effective_limit(max_archive_bytes))):
+        name = archive_name(index)
+        storage.write_bytes(storage.join(output_url, name), pack(group, read, mtime=stamp))
+        written.append(name)
+        log.info("wrote %s (%d files)", name, len(group))
+    remove_stale_archives(output_url, len(written))
+    return ExportSummary(summary.records, summary.failed, len(images), written)
