@@ -1,0 +1,273 @@
+"""The SQL of the staging schema: batches and their objects, always scoped to one workspace."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+_BATCH_COLUMNS = "workspace, batch_id, type, created_at, expires_at, source_job_id"
+_OBJECT_COLUMNS = "name, size_bytes, part_index, content_type"
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    workspace: str
+    batch_id: str
+    type: str
+    created_at: datetime
+    expires_at: datetime
+    source_job_id: str
+
+
+@dataclass(frozen=True)
+class ObjectRow:
+    name: str
+    size_bytes: int
+    part_index: int
+    content_type: str
+
+
+@dataclass(frozen=True)
+class PartStats:
+    index: int
+    object_count: int
+    total_bytes: int
+
+
+def _batch(record: asyncpg.Record) -> BatchRow:
+    return BatchRow(
+        workspace=record["workspace"],
+        batch_id=record["batch_id"],
+        type=record["type"],
+        created_at=record["created_at"],
+        expires_at=record["expires_at"],
+        source_job_id=record["source_job_id"],
+    )
+
+
+def _object(record: asyncpg.Record) -> ObjectRow:
+    return ObjectRow(
+        name=record["name"],
+        size_bytes=record["size_bytes"],
+        part_index=record["part_index"],
+        content_type=record["content_type"],
+    )
+
+
+class Repository:
+    """Reads and writes the `staging` schema through one asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def get_batch(self, workspace: str, batch_id: str) -> BatchRow | None:
+        record = await self._pool.fetchrow(
+            f"SELECT {_BATCH_COLUMNS} FROM staging.batches WHERE workspace = $1 AND batch_id = $2",
+            workspace,
+            batch_id,
+        )
+        return _batch(record) if record else None
+
+    async def create_batch(
+        self,
+        workspace: str,
+        batch_id: str,
+        batch_type: str,
+        ttl: timedelta,
+        source_job_id: str = "",
+    ) -> tuple[BatchRow, bool]:
+        """Insert the batch unless it exists; return the stored row and whether it is new."""
+        record = await self._pool.fetchrow(
+            "INSERT INTO staging.batches "
+            "(workspace, batch_id, type, created_at, expires_at, source_job_id) "
+            "VALUES ($1, $2, $3, now(), now() + $4::interval, $5) "
+            "ON CONFLICT (workspace, batch_id) DO NOTHING "
+            f"RETURNING {_BATCH_COLUMNS}",
+            workspace,
+            batch_id,
+            batch_type,
+            ttl,
+            source_job_id,
+        )
+        if record is not None:
+            return _batch(record), True
+        existing = await self.get_batch(workspace, batch_id)
+        if existing is None:  # deleted between the two statements; try once more
+            return await self.create_batch(workspace, batch_id, batch_type, ttl, source_job_id)
+        return existing, False
+
+    async def list_batches(
+        self, workspace: str, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[BatchRow]:
+        """Newest first; `after` is the (created_at, batch_id) of the last batch already seen."""
+        after_time, after_id = after if after else (None, "")
+        records = await self._pool.fetch(
+            f"SELECT {_BATCH_COLUMNS} FROM staging.batches WHERE workspace = $1 "
+            "AND ($2::timestamptz IS NULL OR (created_at, batch_id) < ($2::timestamptz, $3::text)) "
+            "ORDER BY created_at DESC, batch_id DESC LIMIT $4",
+            workspace,
+            after_time,
+            after_id,
+            limit,
+        )
+        return [_batch(r) for r in records]
+
+    async def part_stats(self, workspace: str, batch_ids: Sequence[str]) -> dict[str, list[PartStats]]:
+        """Per batch, its parts in order with their object counts and bytes (empty parts absent)."""
+        records = await self._pool.fetch(
+            "SELECT batch_id, part_index, count(*) AS objects, "
+            "coalesce(sum(size_bytes), 0)::bigint AS bytes FROM staging.objects "
+            "WHERE workspace = $1 AND batch_id = ANY($2::text[]) "
+            "GROUP BY batch_id, part_index ORDER BY batch_id, part_index",
+            workspace,
+            list(batch_ids),
+        )
+        stats: dict[str, list[PartStats]] = {batch_id: [] for batch_id in batch_ids}
+        for r in records:
+            stats[r["batch_id"]].append(PartStats(r["part_index"], r["objects"], r["bytes"]))
+        return stats
+
+    async def put_object(
+        self,
+        workspace: str,
+        batch_id: str,
+        name: str,
+        size_bytes: int,
+        content_type: str,
+        part_size: int,
+    ) -> int | None:
+        """Record an uploaded object; return its part, or None when the batch no longer exists.
+
+        A new object goes into part floor(objects in batch / part_size), counted under the
+        batch's row lock; an object uploaded again keeps its part.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            count = await conn.fetchval(
+                "SELECT object_count FROM staging.batches WHERE workspace = $1 AND batch_id = $2 FOR UPDATE",
+                workspace,
+                batch_id,
+            )
+            if count is None:
+                return None
+            part = await conn.fetchval(
+                "UPDATE staging.objects SET size_bytes = $4, content_type = $5 "
+                "WHERE workspace = $1 AND batch_id = $2 AND name = $3 RETURNING part_index",
+                workspace,
+                batch_id,
+                name,
+                size_bytes,
+                content_type,
+            )
+            if part is not None:
+                return int(part)
+            part = int(count) // part_size
+            await conn.execute(
+                "INSERT INTO staging.objects "
+                "(workspace, batch_id, name, size_bytes, part_index, content_type) "
+                "VALUES ($1, $2, $3, $4, $5, $6)",
+                workspace,
+                batch_id,
+                name,
+                size_bytes,
+                part,
+                content_type,
+            )
+            await conn.execute(
+                "UPDATE staging.batches SET object_count = object_count + 1 "
+                "WHERE workspace = $1 AND batch_id = $2",
+                workspace,
+                batch_id,
+            )
+            return part
+
+    async def sync_objects(
+        self, workspace: str, batch_id: str, objects: Mapping[str, tuple[int, str]]
+    ) -> None:
+        """Make the batch's rows mirror `objects` (name -> (size, content type)), all in part 0."""
+        names = list(objects)
+        sizes = [objects[n][0] for n in names]
+        types = [objects[n][1] for n in names]
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT 1 FROM staging.batches WHERE workspace = $1 AND batch_id = $2 FOR UPDATE",
+                workspace,
+                batch_id,
+            )
+            await conn.execute(
+                "INSERT INTO staging.objects "
+                "(workspace, batch_id, name, size_bytes, part_index, content_type) "
+                "SELECT $1, $2, n, s, 0, c FROM unnest($3::text[], $4::bigint[], $5::text[]) "
+                "AS t(n, s, c) ON CONFLICT (workspace, batch_id, name) DO UPDATE "
+                "SET size_bytes = EXCLUDED.size_bytes, content_type = EXCLUDED.content_type",
+                workspace,
+                batch_id,
+                names,
+                sizes,
+                types,
+            )
+            await conn.execute(
+                "DELETE FROM staging.objects WHERE workspace = $1 AND batch_id = $2 "
+                "AND NOT (name = ANY($3::text[]))",
+                workspace,
+                batch_id,
+                names,
+            )
+            await conn.execute(
+                "UPDATE staging.batches SET object_count = $3 WHERE workspace = $1 AND batch_id = $2",
+                workspace,
+                batch_id,
+                len(names),
+            )
+
+    async def list_objects(
+        self,
+        workspace: str,
+        batch_id: str,
+        *,
+        limit: int,
+        after: str = "",
+        part_index: int | None = None,
+    ) -> list[ObjectRow]:
+        """Objects ordered by name, after the name `after`; one part, or all when None."""
+        records = await self._pool.fetch(
+            f"SELECT {_OBJECT_COLUMNS} FROM staging.objects "
+            "WHERE workspace = $1 AND batch_id = $2 AND name > $3 "
+            "AND ($4::integer IS NULL OR part_index = $4::integer) "
+            "ORDER BY name LIMIT $5",
+            workspace,
+            batch_id,
+            after,
+            part_index,
+            limit,
+        )
+        return [_object(r) for r in records]
+
+    async def name_clash(self, workspace: str, batch_id: str, name: str) -> bool:
+        """True when `name` would be a folder of an existing object, or sit inside one."""
+        parts = name.split("/")
+        ancestors = ["/".join(parts[:i]) for i in range(1, len(parts))]
+        # With byte ordering, the names under folder "n" are those between "n/" and "n0".
+        clash = await self._pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM staging.objects WHERE workspace = $1 AND batch_id = $2 "
+            "AND (name = ANY($3::text[]) OR (name > $4 AND name < $5)))",
+            workspace,
+            batch_id,
+            ancestors,
+            name + "/",
+            name + "0",
+        )
+        return bool(clash)
+
+    async def find_objects(self, workspace: str, batch_id: str, names: Iterable[str]) -> dict[str, ObjectRow]:
+        """The named objects that exist, by name."""
+        records = await self._pool.fetch(
+            f"SELECT {_OBJECT_COLUMNS} FROM staging.objects "
+            "WHERE workspace = $1 AND batch_id = $2 AND name = ANY($3::text[])",
+            workspace,
+            batch_id,
+            list(names),
+        )
+        return {r["name"]: _object(r) for r in records}

@@ -1,0 +1,66 @@
+"""Starting and stopping the staging service: database, NATS, then the gRPC server."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import grpc
+from nats.aio.client import Client
+
+from sluice import db, grpc_server, messaging
+from sluice.auth import KeyRing
+from sluice.config import Settings
+from sluice.storage import ObjectStore
+from sluice.v1 import staging_pb2_grpc
+from sluice_staging.repository import Repository
+from sluice_staging.servicer import StagingOptions, StagingServicer
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "staging"
+SERVICE_NAME = "sluice.v1.StagingService"
+
+
+@dataclass
+class RunningStaging:
+    """A started staging service; `stop` drains calls and closes its connections."""
+
+    port: int
+    server: grpc.aio.Server
+    health: Any
+    pool: asyncpg.Pool
+    nats: Client
+
+    async def stop(self) -> None:
+        try:
+            await grpc_server.stop_server(self.server, self.health)
+        finally:
+            await self.pool.close()
+            await self.nats.close()
+
+
+async def start(settings: Settings, address: str, options: StagingOptions) -> RunningStaging:
+    """Migrate the schema, connect NATS and serve StagingService at `address` (port 0: any)."""
+    if not settings.database_url or not settings.store_url:
+        raise ValueError("staging needs SLUICE_DATABASE_URL and SLUICE_STORE_URL")
+    async with contextlib.AsyncExitStack() as cleanup:
+        pool = await db.connect(settings.database_url)
+        cleanup.push_async_callback(pool.close)
+        await db.migrate(pool, SCHEMA, "sluice_staging")
+        nc = await messaging.connect(settings.nats_url, "sluice-staging")
+        cleanup.push_async_callback(nc.close)
+        js = nc.jetstream()
+        await messaging.ensure_streams(js)
+        servicer = StagingServicer(Repository(pool), ObjectStore(settings.store_url), js, options)
+        server, health, port = await grpc_server.start_server(
+            [(staging_pb2_grpc.add_StagingServiceServicer_to_server, servicer, SERVICE_NAME)],
+            address,
+            KeyRing(settings.api_keys_file, settings.internal_token),
+        )
+        cleanup.pop_all()
+    log.info("staging serving on port %d (part size %d)", port, options.part_size)
+    return RunningStaging(port, server, health, pool, nc)

@@ -1,0 +1,234 @@
+"""sluice.v1.StagingService: every call is scoped to the caller's workspace.
+
+A batch of another workspace is simply not found. SluiceErrors raised here become gRPC statuses in
+sluice.grpc_server; nothing else reaches a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import grpc
+from nats.js import JetStreamContext
+
+from sluice import storage
+from sluice.auth import INTERNAL_TOKEN_HEADER
+from sluice.errors import InvalidArgument, NotFound, PermissionDenied
+from sluice.grpc_server import current_workspace
+from sluice.ids import validate_id
+from sluice.v1 import staging_pb2, staging_pb2_grpc
+from sluice_staging import events
+from sluice_staging.batches import (
+    DEFAULT_PART_SIZE,
+    DEFAULT_TTL,
+    MAX_FILE_BYTES,
+    OUTPUT_TYPES,
+    USER_TYPES,
+    require_live,
+    require_same_type,
+    type_name,
+)
+from sluice_staging.convert import batch_message, object_message
+from sluice_staging.download import object_chunks
+from sluice_staging.repository import BatchRow, ObjectRow, Repository
+from sluice_staging.upload import Uploader, content_type
+
+log = logging.getLogger(__name__)
+
+BATCHES_PAGE = (100, 1000)  # default and largest page of ListBatches
+CONTENT_PAGE = (1000, 10000)  # default and largest page of ListBatchContent
+
+
+@dataclass(frozen=True)
+class StagingOptions:
+    """How staging cuts and keeps batches."""
+
+    part_size: int = DEFAULT_PART_SIZE
+    batch_ttl: timedelta = DEFAULT_TTL
+    max_file_bytes: int = MAX_FILE_BYTES
+
+
+def _page_size(requested: int, sizes: tuple[int, int]) -> int:
+    default, largest = sizes
+    return default if requested <= 0 else min(requested, largest)
+
+
+def _batches_token(batch: BatchRow) -> str:
+    raw = f"{batch.created_at.isoformat()}|{batch.batch_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _parse_batches_token(token: str) -> tuple[datetime, str] | None:
+    if not token:
+        return None
+    try:
+        created, batch_id = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(created), batch_id
+    except (ValueError, binascii.Error) as error:
+        raise InvalidArgument("invalid page_token: pass next_page_token unchanged") from error
+
+
+def _is_internal(context: grpc.aio.ServicerContext) -> bool:
+    """True for Sluice services (the guard has already checked their token)."""
+    return any(key == INTERNAL_TOKEN_HEADER for key, _ in context.invocation_metadata() or ())
+
+
+class StagingServicer(staging_pb2_grpc.StagingServiceServicer):
+    def __init__(
+        self,
+        repository: Repository,
+        store: storage.ObjectStore,
+        js: JetStreamContext,
+        options: StagingOptions,
+    ) -> None:
+        self._repository = repository
+        self._store = store
+        self._js = js
+        self._options = options
+
+    async def _batch_message(self, batch: BatchRow) -> staging_pb2.Batch:
+        parts = await self._repository.part_stats(batch.workspace, [batch.batch_id])
+        return batch_message(batch, parts[batch.batch_id])
+
+    async def _live_batch(self, batch_id: str) -> BatchRow:
+        workspace = current_workspace()
+        return require_live(await self._repository.get_batch(workspace, batch_id), batch_id)
+
+    async def CreateBatch(
+        self, request: staging_pb2.CreateBatchRequest, context: grpc.aio.ServicerContext
+    ) -> staging_pb2.Batch:
+        batch_id = validate_id(request.batch_id)
+        wanted = type_name(request.type, USER_TYPES)
+        batch, created = await self._repository.create_batch(
+            current_workspace(), batch_id, wanted, self._options.batch_ttl
+        )
+        if not created:
+            require_same_type(batch, wanted)
+            require_live(batch, batch_id)
+        return await self._batch_message(batch)
+
+    async def UploadFiles(
+        self,
+        request_iterator: AsyncIterable[staging_pb2.UploadChunk],
+        context: grpc.aio.ServicerContext,
+    ) -> staging_pb2.UploadSummary:
+        workspace = current_workspace()
+        uploader = Uploader(
+            self._repository, self._store, self._options.part_size, self._options.max_file_bytes
+        )
+        result = await uploader.receive(workspace, request_iterator)
+        stored = result.summary.files_stored
+        if stored:
+            event = events.batch_ingested(workspace, result.batch_id, stored)
+            try:
+                await events.publish(self._js, event, events.BATCH_INGESTED)
+            except Exception:  # the files are stored; a lost event must not fail the upload
+                log.exception("could not publish batch_ingested for %s", result.batch_id)
+        return result.summary
+
+    async def ListBatches(
+        self, request: staging_pb2.ListBatchesRequest, context: grpc.aio.ServicerContext
+    ) -> staging_pb2.ListBatchesResponse:
+        workspace = current_workspace()
+        limit = _page_size(request.page_size, BATCHES_PAGE)
+        after = _parse_batches_token(request.page_token)
+        rows = await self._repository.list_batches(workspace, limit + 1, after)
+        page = rows[:limit]
+        parts = await self._repository.part_stats(workspace, [b.batch_id for b in page])
+        return staging_pb2.ListBatchesResponse(
+            batches=[batch_message(b, parts[b.batch_id]) for b in page],
+            next_page_token=_batches_token(page[-1]) if len(rows) > limit else "",
+        )
+
+    async def GetBatch(
+        self, request: staging_pb2.GetBatchRequest, context: grpc.aio.ServicerContext
+    ) -> staging_pb2.Batch:
+        return await self._batch_message(await self._live_batch(request.batch_id))
+
+    async def ListBatchContent(
+        self, request: staging_pb2.ListBatchContentRequest, context: grpc.aio.ServicerContext
+    ) -> staging_pb2.ListBatchContentResponse:
+        batch = await self._live_batch(request.batch_id)
+        limit = _page_size(request.page_size, CONTENT_PAGE)
+        part = None if request.all_parts or request.part_index < 0 else request.part_index
+        rows = await self._repository.list_objects(
+            batch.workspace,
+            batch.batch_id,
+            limit=limit + 1,
+            after=request.page_token,
+            part_index=part,
+        )
+        page = rows[:limit]
+        return staging_pb2.ListBatchContentResponse(
+            objects=[object_message(o) for o in page],
+            next_page_token=page[-1].name if len(rows) > limit else "",
+        )
+
+    async def DownloadObjects(
+        self, request: staging_pb2.DownloadObjectsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[staging_pb2.DownloadChunk]:
+        batch = await self._live_batch(request.batch_id)
+        url = self._store.batch_url(batch.workspace, batch.batch_id)
+        async for obj in self._objects_to_download(batch, list(request.names)):
+            async for chunk in object_chunks(storage.join(url, obj.name), obj.name):
+                yield chunk
+
+    async def _objects_to_download(self, batch: BatchRow, names: list[str]) -> AsyncIterator[ObjectRow]:
+        """The named objects in the order asked (all checked first), or every object by name."""
+        if names:
+            found = await self._repository.find_objects(batch.workspace, batch.batch_id, names)
+            missing = [n for n in names if n not in found]
+            if missing:
+                listed = ", ".join(repr(n) for n in missing[:5])
+                more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+                raise NotFound(f"not in batch {batch.batch_id!r}: {listed}{more}")
+            for name in names:
+                yield found[name]
+            return
+        after = ""
+        while True:
+            page = await self._repository.list_objects(
+                batch.workspace, batch.batch_id, limit=CONTENT_PAGE[0], after=after
+            )
+            for obj in page:
+                yield obj
+            if len(page) < CONTENT_PAGE[0]:
+                return
+            after = page[-1].name
+
+    async def RegisterOutputBatch(
+        self, request: staging_pb2.RegisterOutputBatchRequest, context: grpc.aio.ServicerContext
+    ) -> staging_pb2.Batch:
+        if not _is_internal(context):
+            raise PermissionDenied("RegisterOutputBatch is for Sluice services only")
+        workspace = current_workspace()
+        batch_id = validate_id(request.batch_id)
+        wanted = type_name(request.type, OUTPUT_TYPES)
+        if request.source_job_id:
+            validate_id(request.source_job_id, "job id")
+        batch, created = await self._repository.create_batch(
+            workspace, batch_id, wanted, self._options.batch_ttl, request.source_job_id
+        )
+        if not created:
+            require_same_type(batch, wanted)
+            require_live(batch, batch_id)
+        url = self._store.batch_url(workspace, batch_id)
+        found = await asyncio.to_thread(storage.list_objects, url)
+        await self._repository.sync_objects(
+            workspace, batch_id, {name: (size, content_type(name)) for name, size in found.items()}
+        )
+        return await self._batch_message(batch)
+
+    async def GetBatchLocation(
+        self, request: staging_pb2.GetBatchRequest, context: grpc.aio.ServicerContext
+    ) -> staging_pb2.BatchLocation:
+        batch = await self._live_batch(request.batch_id)
+        return staging_pb2.BatchLocation(
+            batch_id=batch.batch_id, url=self._store.batch_url(batch.workspace, batch.batch_id)
+        )
