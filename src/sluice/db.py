@@ -16,11 +16,12 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 
-async def connect(database_url: str, attempts: int = 50) -> asyncpg.Pool:
-    """A pool, retrying while Postgres starts."""
+async def connect(database_url: str, schema: str | None = None, attempts: int = 50) -> asyncpg.Pool:
+    """A pool (whose search_path is `schema` when given), retrying while Postgres starts."""
+    settings = {"search_path": f'"{schema}"'} if schema else None
     for attempt in range(attempts):
         try:
-            pool = await asyncpg.create_pool(database_url, min_size=1, max_size=8)
+            pool = await asyncpg.create_pool(database_url, min_size=1, max_size=8, server_settings=settings)
             assert pool is not None
             return pool
         except (OSError, asyncpg.CannotConnectNowError, asyncpg.PostgresConnectionError):
@@ -50,9 +51,7 @@ async def migrate(pool: asyncpg.Pool, schema: str, package: str) -> list[str]:
                 continue
             await conn.execute(f'SET LOCAL search_path TO "{schema}"')
             await conn.execute(migration.read_text())
-            await conn.execute(
-                f'INSERT INTO "{schema}".schema_migrations (name) VALUES ($1)', migration.name
-            )
+            await conn.execute(f'INSERT INTO "{schema}".schema_migrations (name) VALUES ($1)', migration.name)
             applied.append(migration.name)
     if applied:
         log.info("schema %s: applied %s", schema, ", ".join(applied))

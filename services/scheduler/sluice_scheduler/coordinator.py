@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import asyncpg
 from nats.js import JetStreamContext
-from sluice.workflow import compile_workflow
 
 from sluice.errors import FailedPrecondition, InvalidArgument
 from sluice.ids import new_id, validate_id
 from sluice.messaging import task_subject
 from sluice.storage import ObjectStore
 from sluice.v1 import common_pb2, events_pb2, scheduler_pb2, tasks_pb2
+from sluice.workflow import compile_workflow
 from sluice_scheduler import planning
 from sluice_scheduler.events import publish_event
 from sluice_scheduler.repository import Repository, StageProgress

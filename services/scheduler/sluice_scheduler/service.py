@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
+from typing import Any
 
+import asyncpg
+import grpc
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
@@ -68,10 +73,33 @@ async def _tick(coordinator: Coordinator, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), TICK_S)
 
 
-async def serve(settings: Settings, address: str, options: SchedulerOptions, stop: asyncio.Event) -> None:
-    pool = await db.connect(settings.database_url)
+@dataclass
+class RunningScheduler:
+    """A started scheduler; `stop` drains calls, ends its loops and closes its connections."""
+
+    port: int
+    coordinator: Coordinator
+    _stop: asyncio.Event
+    _server: grpc.aio.Server
+    _health: Any
+    _loops: list[asyncio.Task[None]]
+    _nats: Client
+    _staging: StagingClient
+    _pool: asyncpg.Pool
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await stop_server(self._server, self._health)
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        await self._nats.close()  # every publish was already acknowledged
+        await self._staging.close()
+        await self._pool.close()
+
+
+async def start(settings: Settings, address: str, options: SchedulerOptions) -> RunningScheduler:
+    """Migrate the schema, connect NATS and staging, serve SchedulerService, start the loops."""
+    pool = await db.connect(settings.database_url, "scheduler")
     await db.migrate(pool, "scheduler", "sluice_scheduler")
-    await pool.execute("SELECT 1")
     nc = await messaging.connect(settings.nats_url, "sluice-scheduler")
     js = nc.jetstream()
     await messaging.ensure_streams(js)
@@ -84,26 +112,24 @@ async def serve(settings: Settings, address: str, options: SchedulerOptions, sto
     staging = StagingClient(settings.staging_address, settings.internal_token)
     repo = Repository(pool)
     coordinator = Coordinator(repo, staging, js, ObjectStore(settings.store_url), workers, options)
+    servicer = SchedulerServicer(repo, coordinator)
     server, health, port = await start_server(
-        [
-            (
-                scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server,
-                SchedulerServicer(repo, coordinator),
-                SERVICE_NAME,
-            )
-        ],
+        [(scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server, servicer, SERVICE_NAME)],
         address,
         KeyRing(settings.api_keys_file, settings.internal_token),
     )
     log.info("scheduler listening on port %d", port)
+    stop = asyncio.Event()
     loops = [
         asyncio.create_task(_follow_results(js, coordinator, stop)),
         asyncio.create_task(_tick(coordinator, stop)),
     ]
+    return RunningScheduler(port, coordinator, stop, server, health, loops, nc, staging, pool)
+
+
+async def serve(settings: Settings, address: str, options: SchedulerOptions, stop: asyncio.Event) -> None:
+    """Run until `stop` is set (SIGTERM), then drain."""
+    running = await start(settings, address, options)
     await stop.wait()
     log.info("scheduler stopping")
-    await stop_server(server, health)
-    await asyncio.gather(*loops, return_exceptions=True)
-    await nc.drain()
-    await staging.close()
-    await pool.close()
+    await running.stop()

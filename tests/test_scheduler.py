@@ -1,0 +1,247 @@
+"""The scheduler against real staging, NATS and Postgres; the test plays the worker's part.
+
+Jobs here use the gpu machine type so that no worker started by another test takes their tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import cv2
+import grpc
+import pytest
+from nats.aio.client import Client
+from nats.errors import TimeoutError as NatsTimeout
+from sluice_scheduler.coordinator import SchedulerOptions
+from sluice_scheduler.service import RunningScheduler
+from sluice_scheduler.service import start as start_scheduler
+from sluice_staging.server import RunningStaging
+from sluice_staging.server import start as start_staging
+from sluice_staging.servicer import StagingOptions
+
+from sluice import messaging
+from sluice.clients import aio_channel, scheduler_stub, staging_stub, user_metadata
+from sluice.config import Settings
+from sluice.v1 import common_pb2, scheduler_pb2, staging_pb2, tasks_pb2
+from tests.images import photographs
+
+WORKFLOW = (
+    '{"version": "1.0", "inputs": [{"type": "WorkflowImage", "name": "image"}], "steps": ['
+    '{"type": "sluice/object_detection_model@v1", "name": "detector", "image": "$inputs.image",'
+    ' "model_id": "sluice/text-detector"}], "outputs": [{"type": "JsonField", "name": "predictions",'
+    ' "selector": "$steps.detector.predictions"}]}'
+)
+GPU = common_pb2.MACHINE_TYPE_GPU
+IMAGES = 7
+
+
+@dataclasses.dataclass
+class Mesh:
+    settings: Settings
+    staging: RunningStaging
+    scheduler: RunningScheduler
+    channels: list[grpc.aio.Channel]
+    keys: dict[str, str]
+
+    def md(self, workspace: str = "alpha") -> Any:
+        return user_metadata(self.keys[workspace])
+
+    def scheduler_stub(self) -> Any:
+        ch = aio_channel(f"127.0.0.1:{self.scheduler.port}")
+        self.channels.append(ch)
+        return scheduler_stub(ch)
+
+    def staging_stub(self) -> Any:
+        ch = aio_channel(f"127.0.0.1:{self.staging.port}")
+        self.channels.append(ch)
+        return staging_stub(ch)
+
+    async def restart_scheduler(self) -> None:
+        await self.scheduler.stop()
+        self.scheduler = await start_scheduler(self.settings, "127.0.0.1:0", SchedulerOptions(task_size=3))
+
+
+@pytest.fixture
+async def mesh(settings: Settings, api_keys: Any) -> AsyncIterator[Mesh]:
+    staging = await start_staging(settings, "127.0.0.1:0", StagingOptions())
+    settings = dataclasses.replace(settings, staging_address=f"127.0.0.1:{staging.port}")
+    scheduler = await start_scheduler(settings, "127.0.0.1:0", SchedulerOptions(task_size=3))
+    mesh = Mesh(settings, staging, scheduler, [], api_keys[1])
+    st = mesh.staging_stub()
+    await st.CreateBatch(
+        staging_pb2.CreateBatchRequest(batch_id="pics", type=common_pb2.BATCH_TYPE_IMAGES), metadata=mesh.md()
+    )
+    photo = cv2.imencode(".jpg", photographs()[1])[1].tobytes()
+    chunks = [
+        staging_pb2.UploadChunk(batch_id="pics", file_name=f"p{i}.jpg", data=photo, last=True)
+        for i in range(IMAGES)
+    ]
+    await st.UploadFiles(iter(chunks), metadata=mesh.md())
+    await mesh.scheduler_stub().CreateWorkflow(
+        scheduler_pb2.CreateWorkflowRequest(workflow_id="wf", definition_json=WORKFLOW), metadata=mesh.md()
+    )
+    yield mesh
+    for ch in mesh.channels:
+        await ch.close()
+    await mesh.scheduler.stop()
+    await mesh.staging.stop()
+
+
+async def take_tasks(nc: Client, kind: str, job_id: str, count: int) -> list[tasks_pb2.Task]:
+    """Pull `count` tasks of one job as a worker would (others are left for redelivery)."""
+    js = nc.jetstream()
+    sub = await messaging.task_consumer(js, kind)
+    found: list[tasks_pb2.Task] = []
+    for _ in range(60):
+        try:
+            msgs = await sub.fetch(10, timeout=0.5)
+        except NatsTimeout:
+            msgs = []
+        for msg in msgs:
+            task = tasks_pb2.Task.FromString(msg.data)
+            if task.job_id == job_id:
+                found.append(task)
+                await msg.ack()
+            else:
+                await msg.nak()
+        if len(found) >= count:
+            return found
+    raise AssertionError(f"only {len(found)} of {count} tasks of {job_id} arrived")
+
+
+async def report(nc: Client, task: tasks_pb2.Task, failed: int = 0, ok: bool = True) -> None:
+    result = tasks_pb2.TaskResult(
+        task_id=task.task_id,
+        job_id=task.job_id,
+        stage=task.stage,
+        ok=ok,
+        items_done=len(task.input_names) or 1,
+        items_failed=failed,
+        worker_id="test",
+    )
+    await nc.jetstream().publish(messaging.result_subject(task.job_id), result.SerializeToString())
+
+
+async def job_state(mesh: Mesh, job_id: str, want: int, workspace: str = "alpha") -> scheduler_pb2.Job:
+    stub = mesh.scheduler_stub()
+    for _ in range(100):
+        job = await stub.GetJob(scheduler_pb2.GetJobRequest(job_id=job_id), metadata=mesh.md(workspace))
+        if job.state == want:
+            return job
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"job {job_id} stayed {scheduler_pb2.JobState.Name(job.state)}")
+
+
+async def create_job(mesh: Mesh, job_id: str, **extra: Any) -> scheduler_pb2.Job:
+    request = scheduler_pb2.CreateJobRequest(
+        job_id=job_id, workflow_id="wf", batch_id="pics", machine_type=GPU, **extra
+    )
+    return await mesh.scheduler_stub().CreateJob(request, metadata=mesh.md())
+
+
+async def test_job_moves_through_its_stages(mesh: Mesh, nats_client: Client) -> None:
+    job = await create_job(mesh, "j1")
+    assert job.state == scheduler_pb2.JOB_STATE_QUEUED
+    assert "no gpu worker is running" in job.notice
+    assert [s.name for s in job.stages] == ["processing", "export"]
+    assert [s.output_batch_id for s in job.stages] == ["j1-processing", "j1-export"]
+    tasks = await take_tasks(nats_client, "gpu", "j1", 3)
+    assert sorted(len(t.input_names) for t in tasks) == [1, 3, 3]
+    assert sorted(n for t in tasks for n in t.input_names) == [f"p{i}.jpg" for i in range(IMAGES)]
+    await report(nats_client, tasks[0], failed=1)
+    await report(nats_client, tasks[0], failed=1)  # delivered twice: counted once
+    running = await job_state(mesh, "j1", scheduler_pb2.JOB_STATE_RUNNING)
+    for task in tasks[1:]:
+        await report(nats_client, task)
+    (export,) = await take_tasks(nats_client, "export", "j1", 1)
+    assert export.stage == "export" and export.input_url.endswith("j1-processing")
+    assert running.stages[0].items_total == IMAGES
+    await report(nats_client, export)
+    done = await job_state(mesh, "j1", scheduler_pb2.JOB_STATE_COMPLETED)
+    processing = done.stages[0]
+    assert (processing.tasks_done, processing.tasks_total) == (3, 3)
+    assert (processing.items_done, processing.items_failed) == (IMAGES, 1)
+    assert not done.notice
+
+
+async def test_failure_rate_fails_the_job(mesh: Mesh, nats_client: Client) -> None:
+    await create_job(mesh, "j2", max_image_failure_rate=0.2)
+    tasks = await take_tasks(nats_client, "gpu", "j2", 3)
+    for task in tasks:
+        await report(nats_client, task, failed=1)
+    job = await job_state(mesh, "j2", scheduler_pb2.JOB_STATE_FAILED)
+    assert "3 of 7 images failed" in job.error and "20.0%" in job.error
+
+
+async def test_results_sent_while_the_scheduler_is_down_are_not_lost(mesh: Mesh, nats_client: Client) -> None:
+    await create_job(mesh, "j3")
+    tasks = await take_tasks(nats_client, "gpu", "j3", 3)
+    await mesh.scheduler.stop()
+    for task in tasks:
+        await report(nats_client, task)
+    await mesh.restart_scheduler()
+    (export,) = await take_tasks(nats_client, "export", "j3", 1)
+    await report(nats_client, export)
+    await job_state(mesh, "j3", scheduler_pb2.JOB_STATE_COMPLETED)
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "message"),
+    [
+        ({"workflow_id": "nope"}, grpc.StatusCode.NOT_FOUND, "workflow 'nope' not found"),
+        ({"batch_id": "nope"}, grpc.StatusCode.NOT_FOUND, "batch 'nope' not found"),
+        ({"batch_id": "Bad Id"}, grpc.StatusCode.INVALID_ARGUMENT, "invalid batch id"),
+        ({"job_id": "x" * 65}, grpc.StatusCode.INVALID_ARGUMENT, "invalid job id"),
+    ],
+)
+async def test_bad_jobs_are_refused(
+    mesh: Mesh, change: dict[str, str], code: grpc.StatusCode, message: str
+) -> None:
+    fields = {"job_id": "bad", "workflow_id": "wf", "batch_id": "pics", "machine_type": GPU, **change}
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await mesh.scheduler_stub().CreateJob(scheduler_pb2.CreateJobRequest(**fields), metadata=mesh.md())
+    assert caught.value.code() == code
+    assert message in (caught.value.details() or "")
+
+
+async def test_workflows_are_versioned_and_validated(mesh: Mesh) -> None:
+    stub = mesh.scheduler_stub()
+    same = await stub.CreateWorkflow(
+        scheduler_pb2.CreateWorkflowRequest(workflow_id="wf", definition_json=WORKFLOW), metadata=mesh.md()
+    )
+    assert same.version == 1
+    changed = WORKFLOW.replace('"version": "1.0"', '"version": "1.1"')
+    newer = await stub.CreateWorkflow(
+        scheduler_pb2.CreateWorkflowRequest(workflow_id="wf", definition_json=changed), metadata=mesh.md()
+    )
+    assert newer.version == 2
+    for bad, expected in [
+        ("{not json", "not valid JSON"),
+        (WORKFLOW.replace("sluice/text-detector", "nope"), "nope"),
+    ]:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.CreateWorkflow(
+                scheduler_pb2.CreateWorkflowRequest(workflow_id="wf2", definition_json=bad),
+                metadata=mesh.md(),
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert expected in (caught.value.details() or "")
+
+
+async def test_another_workspace_sees_nothing(mesh: Mesh) -> None:
+    await create_job(mesh, "mine")
+    stub = mesh.scheduler_stub()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetJob(scheduler_pb2.GetJobRequest(job_id="mine"), metadata=mesh.md("beta"))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    listed = await stub.ListJobs(scheduler_pb2.ListJobsRequest(), metadata=mesh.md("beta"))
+    assert not listed.jobs
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.CreateJob(
+            scheduler_pb2.CreateJobRequest(workflow_id="wf", batch_id="pics", machine_type=GPU),
+            metadata=mesh.md("beta"),
+        )
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
