@@ -9,8 +9,17 @@ from pathlib import Path
 import skimage
 
 PHOTOS = (
-    "astronaut.png", "camera.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg",
-    "motorcycle_left.png", "motorcycle_right.png", "page.png", "retina.jpg", "rocket.jpg", "text.png",
+    "astronaut.png",
+    "camera.png",
+    "chelsea.png",
+    "coffee.png",
+    "hubble_deep_field.jpg",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
+    "page.png",
+    "retina.jpg",
+    "rocket.jpg",
+    "text.png",
 )
 
 

@@ -88,4 +88,3 @@ async def nats_client(nats_server: NatsServer) -> AsyncIterator[object]:
     nc = await connect(nats_server.url, "test")
     yield nc
     await nc.close()
-

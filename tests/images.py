@@ -9,7 +9,15 @@ import cv2
 import numpy as np
 import skimage
 
-PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg", "page.png", "text.png")
+PHOTOS = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "motorcycle_left.png",
+    "rocket.jpg",
+    "page.png",
+    "text.png",
+)
 
 
 def data_dir() -> Path:

@@ -66,7 +66,7 @@ def images_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         sub = folder / ("nested" if i % 10 == 0 else "")
         sub.mkdir(exist_ok=True)
         cv2.imwrite(str(sub / f"img-{i:04d}.jpg"), photo)
-    jpeg = (folder / "img-0000.jpg").read_bytes()
+    jpeg = (folder / "img-0001.jpg").read_bytes()
     (folder / "corrupt-0.jpg").write_bytes(jpeg[: len(jpeg) // 3])
     (folder / "corrupt-1.jpg").write_bytes(np.random.default_rng(0).bytes(5000))
     (folder / "empty.jpg").write_bytes(b"")
@@ -82,12 +82,26 @@ def test_stack_is_up(state: Path) -> None:
 
 
 def test_stage_images(state: Path, images_dir: Path) -> None:
-    out = sluice(state, "data-staging", "create-batch-of-images", "--images-dir", str(images_dir),
-                 "--batch-id", "photos").stdout
+    out = sluice(
+        state,
+        "data-staging",
+        "create-batch-of-images",
+        "--images-dir",
+        str(images_dir),
+        "--batch-id",
+        "photos",
+    ).stdout
     assert "skipped (not an image): notes.txt" in out
     assert f"{IMAGE_COUNT} uploaded" in out
-    again = sluice(state, "data-staging", "create-batch-of-images", "--images-dir", str(images_dir),
-                   "--batch-id", "photos").stdout
+    again = sluice(
+        state,
+        "data-staging",
+        "create-batch-of-images",
+        "--images-dir",
+        str(images_dir),
+        "--batch-id",
+        "photos",
+    ).stdout
     assert "0 uploaded" in again and f"{IMAGE_COUNT} already staged" in again
     details = sluice(state, "data-staging", "show-batch-details", "--batch-id", "photos").stdout
     assert re.search(rf"objects\s+{IMAGE_COUNT}\b", details), details
@@ -96,10 +110,28 @@ def test_stage_images(state: Path, images_dir: Path) -> None:
 def test_bad_input_is_one_clear_line(state: Path) -> None:
     cases = [
         (["data-staging", "show-batch-details", "--batch-id", "Bad/Id"], "invalid batch id"),
-        (["batch-processing", "process-images-with-workflow", "--workflow-id", "nope",
-          "--batch-id", "photos"], "workflow 'nope' not found"),
-        (["batch-processing", "process-images-with-workflow", "--workflow-id", "text",
-          "--batch-id", "missing"], "batch 'missing' not found"),
+        (
+            [
+                "batch-processing",
+                "process-images-with-workflow",
+                "--workflow-id",
+                "nope",
+                "--batch-id",
+                "photos",
+            ],
+            "workflow 'nope' not found",
+        ),
+        (
+            [
+                "batch-processing",
+                "process-images-with-workflow",
+                "--workflow-id",
+                "text",
+                "--batch-id",
+                "missing",
+            ],
+            "batch 'missing' not found",
+        ),
     ]
     sluice(state, "workflows", "create", "--workflow-id", "text", "--file", str(WORKFLOW))
     for args, expected in cases:
@@ -111,16 +143,38 @@ def test_bad_input_is_one_clear_line(state: Path) -> None:
 
 
 def test_gpu_job_waits_for_a_gpu_worker(state: Path) -> None:
-    sluice(state, "batch-processing", "process-images-with-workflow", "--workflow-id", "text",
-           "--batch-id", "photos", "--machine-type", "gpu", "--job-id", "on-gpu")
+    sluice(
+        state,
+        "batch-processing",
+        "process-images-with-workflow",
+        "--workflow-id",
+        "text",
+        "--batch-id",
+        "photos",
+        "--machine-type",
+        "gpu",
+        "--job-id",
+        "on-gpu",
+    )
     details = sluice(state, "batch-processing", "show-job-details", "--job-id", "on-gpu").stdout
     assert "queued" in details
     assert "no gpu worker is running" in details
 
 
 def test_job_runs_and_exports_one_record_per_image(state: Path, tmp_path: Path) -> None:
-    result = sluice(state, "batch-processing", "process-images-with-workflow", "--workflow-id", "text",
-                    "--batch-id", "photos", "--job-id", "first", "--save-image-outputs", "--wait")
+    result = sluice(
+        state,
+        "batch-processing",
+        "process-images-with-workflow",
+        "--workflow-id",
+        "text",
+        "--batch-id",
+        "photos",
+        "--job-id",
+        "first",
+        "--save-image-outputs",
+        "--wait",
+    )
     assert "job first completed" in result.stdout
     details = sluice(state, "batch-processing", "show-job-details", "--job-id", "first").stdout
     assert "completed" in details and "first-export" in details
@@ -136,15 +190,30 @@ def test_job_runs_and_exports_one_record_per_image(state: Path, tmp_path: Path) 
     assert found, "the text detector found nothing in any photograph"
     annotated = list((target / "images").rglob("*.jpg"))
     assert len(annotated) == IMAGE_COUNT - len(BAD)
-    again = sluice(state, "data-staging", "export-batch", "--batch-id", "first-export",
-                   "--target-dir", str(target)).stdout
+    again = sluice(
+        state, "data-staging", "export-batch", "--batch-id", "first-export", "--target-dir", str(target)
+    ).stdout
     assert "0 downloaded" in again
 
 
 def test_csv_export(state: Path, tmp_path: Path) -> None:
-    sluice(state, "batch-processing", "process-images-with-workflow", "--workflow-id", "text",
-           "--batch-id", "photos", "--job-id", "as-csv", "--aggregation-format", "csv", "--wait")
-    sluice(state, "data-staging", "export-batch", "--batch-id", "as-csv-export", "--target-dir", str(tmp_path))
+    sluice(
+        state,
+        "batch-processing",
+        "process-images-with-workflow",
+        "--workflow-id",
+        "text",
+        "--batch-id",
+        "photos",
+        "--job-id",
+        "as-csv",
+        "--aggregation-format",
+        "csv",
+        "--wait",
+    )
+    sluice(
+        state, "data-staging", "export-batch", "--batch-id", "as-csv-export", "--target-dir", str(tmp_path)
+    )
     with (tmp_path / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == IMAGE_COUNT

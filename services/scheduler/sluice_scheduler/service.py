@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,17 @@ async def _follow_results(js: JetStreamContext, coordinator: Coordinator, stop: 
                 await msg.nak(delay=2)
                 continue
             await msg.ack()
+
+
+async def _supervised(name: str, loop: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+    """Run a background loop until `stop`; an unexpected error is logged and the loop restarts."""
+    while not stop.is_set():
+        try:
+            await loop()
+        except Exception:
+            log.exception("%s loop failed; restarting it", name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
 
 
 async def _tick(coordinator: Coordinator, stop: asyncio.Event) -> None:
@@ -121,8 +133,8 @@ async def start(settings: Settings, address: str, options: SchedulerOptions) -> 
     log.info("scheduler listening on port %d", port)
     stop = asyncio.Event()
     loops = [
-        asyncio.create_task(_follow_results(js, coordinator, stop)),
-        asyncio.create_task(_tick(coordinator, stop)),
+        asyncio.create_task(_supervised("results", lambda: _follow_results(js, coordinator, stop), stop)),
+        asyncio.create_task(_supervised("tick", lambda: _tick(coordinator, stop), stop)),
     ]
     return RunningScheduler(port, coordinator, stop, server, health, loops, nc, staging, pool)
 

@@ -37,7 +37,9 @@ def download(
     total = sum(o.size_bytes for o in objects)
     request = staging_pb2.DownloadObjectsRequest(batch_id=batch_id, names=[o.name for o in objects])
     done = 0
-    with tqdm(total=total, unit="B", unit_scale=True, desc="downloading", leave=False) as progress:
+    with tqdm(
+        total=total, unit="B", unit_scale=True, desc="downloading", leave=False, disable=None
+    ) as progress:
         out = None
         tmp: Path | None = None
         for chunk in stub.DownloadObjects(request, metadata=metadata):

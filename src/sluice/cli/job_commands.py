@@ -70,8 +70,10 @@ def _wait(conn: Connection, job_id: str) -> int:
             if bar is None or bar_stage != stage.name:
                 if bar is not None:
                     bar.close()
-                bar = tqdm(total=stage.items_total, desc=stage.name, unit="img")
+                bar = tqdm(total=stage.items_total, desc=stage.name, unit="img", disable=None)
                 bar_stage = stage.name
+                if bar.disable:  # not a terminal: one line per stage instead of a bar
+                    print(f"{stage.name}: {stage.items_total} items", flush=True)
             bar.update(stage.items_done - bar.n)
         if job.notice and job.notice != noticed:
             tqdm.write(f"note: {job.notice}")

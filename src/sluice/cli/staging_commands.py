@@ -51,7 +51,7 @@ def create_batch_of_images(args: argparse.Namespace) -> int:
 def list_batches(args: argparse.Namespace) -> int:
     conn = connection(args)
     stub = conn.staging()
-    rows = []
+    rows: list[tuple[object, ...]] = []
     token = ""
     while True:
         page = stub.ListBatches(

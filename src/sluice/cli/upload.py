@@ -76,7 +76,9 @@ def upload(
     stored = 0
     rejected: list[staging_pb2.RejectedFile] = []
     total = sum(size for _, _, size in files)
-    with tqdm(total=total, unit="B", unit_scale=True, desc="uploading", leave=False) as progress:
+    with tqdm(
+        total=total, unit="B", unit_scale=True, desc="uploading", leave=False, disable=None
+    ) as progress:
         for group in _groups(files):
             summary = stub.UploadFiles(_chunks(batch_id, group, progress), metadata=metadata)
             stored += summary.files_stored

@@ -1,0 +1,43 @@
+"""How a worker process runs: its machine type, slots and timings (from the command line)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+from sluice.v1 import common_pb2
+
+MACHINE_TYPES = {"cpu": common_pb2.MACHINE_TYPE_CPU, "gpu": common_pb2.MACHINE_TYPE_GPU}
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    machine_type: str = "cpu"
+    slots: int = 2
+    """Tasks run at once (`--workers-per-machine`)."""
+    health_address: str | None = None
+    """host:port for the gRPC health service; None serves none."""
+    ort_threads: int | None = None
+    worker_id: str = field(default_factory=default_worker_id)
+    batch_size: int = 8
+    """Images per workflow run."""
+    fetch_timeout_s: float = 1.0
+    heartbeat_s: float = 2.0
+    in_progress_s: float = 10.0
+    drain_timeout_s: float = 20.0
+    nak_delay_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.machine_type not in MACHINE_TYPES:
+            raise ValueError(f"machine type must be one of {', '.join(MACHINE_TYPES)}")
+        if self.slots < 1 or self.batch_size < 1:
+            raise ValueError("slots and batch size must be at least 1")
+
+    @property
+    def machine_type_enum(self) -> common_pb2.MachineType:
+        return MACHINE_TYPES[self.machine_type]

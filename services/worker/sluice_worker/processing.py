@@ -1,0 +1,144 @@
+"""Running one task: read and decode its images, run the workflow in batches, write results.
+
+Blocking work (storage, decoding, models) runs in threads so a worker's slots overlap; the
+coroutine yields between batches, so the slot can keep the task alive and stop early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from sluice import storage
+from sluice.errors import InvalidArgument
+from sluice.v1 import tasks_pb2
+from sluice.workflow import CompiledWorkflow, to_json_value
+from sluice_worker.inputs import LoadedInput, load_inputs
+from sluice_worker.records import (
+    ImageRecord,
+    image_output_name,
+    result_object_name,
+    to_jsonl,
+)
+
+log = logging.getLogger(__name__)
+JPEG_QUALITY = 90
+
+
+class TaskRejected(Exception):
+    """The task cannot succeed however often it runs (its workflow refuses its input)."""
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    items_done: int
+    items_failed: int
+
+
+def _failure(error: Exception) -> str:
+    return f"workflow failed: {type(error).__name__}: {error}"
+
+
+def _run_workflow(workflow: CompiledWorkflow, images: Sequence[np.ndarray]) -> list[dict[str, object] | str]:
+    """Outputs per image, or an error reason for each image the workflow fails on.
+
+    A failing batch is retried one image at a time so that one bad image fails alone.
+    InvalidArgument (the workflow refuses its parameters) fails every image alike: raised.
+    """
+    try:
+        return list(workflow.run(images))
+    except InvalidArgument:
+        raise
+    except Exception as error:
+        if len(images) == 1:
+            log.exception("workflow failed on an image")
+            return [_failure(error)]
+    return [result for image in images for result in _run_workflow(workflow, [image])]
+
+
+def _encode_jpeg(image: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise ValueError("cannot encode image as JPEG")
+    return encoded.tobytes()
+
+
+def process_batch(
+    task: tasks_pb2.Task, workflow: CompiledWorkflow, loaded: Sequence[LoadedInput]
+) -> list[ImageRecord]:
+    """Run the workflow on the decodable inputs and save image outputs (blocking)."""
+    images = [item.image for item in loaded if item.image is not None]
+    try:
+        results = iter(_run_workflow(workflow, images))
+    except InvalidArgument as error:
+        raise TaskRejected(f"workflow cannot run: {error.message}") from None
+    records = []
+    for item in loaded:
+        if item.image is None:
+            records.append(ImageRecord(item.name, task.task_id, error=item.error))
+            continue
+        result = next(results)
+        if isinstance(result, str):
+            records.append(ImageRecord(item.name, task.task_id, error=result))
+        else:
+            records.append(_record(task, workflow, item.name, item.image, result))
+    return records
+
+
+def _record(
+    task: tasks_pb2.Task,
+    workflow: CompiledWorkflow,
+    name: str,
+    image: np.ndarray,
+    result: dict[str, object],
+) -> ImageRecord:
+    """The record of an image the workflow ran on; saves its image outputs when asked."""
+    outputs = {
+        output: to_json_value(value, image.shape)
+        for output, value in result.items()
+        if output not in workflow.image_outputs
+    }
+    image_outputs: dict[str, str] = {}
+    if task.save_image_outputs:
+        for output in workflow.image_outputs:
+            value = result.get(output)
+            if isinstance(value, np.ndarray):
+                object_name = image_output_name(name, output)
+                storage.write_bytes(storage.join(task.output_url, object_name), _encode_jpeg(value))
+                image_outputs[output] = object_name
+    return ImageRecord(name, task.task_id, outputs=outputs, image_outputs=image_outputs)
+
+
+async def run_task(task: tasks_pb2.Task, workflow: CompiledWorkflow, batch_size: int = 8) -> TaskOutcome:
+    """Process every input of `task` and write its one result object.
+
+    Raises TaskRejected when the task can never succeed, OSError when the store fails.
+    """
+    names = list(task.input_names)
+    chunks = [names[start : start + batch_size] for start in range(0, len(names), batch_size)]
+    records: list[ImageRecord] = []
+    # Read and decode the next batch while the models work on this one.
+    loading: asyncio.Task[list[LoadedInput]] | None = None
+    try:
+        for index, chunk in enumerate(chunks):
+            loaded = await (loading or asyncio.to_thread(load_inputs, task.input_url, chunk))
+            loading = None
+            if index + 1 < len(chunks):
+                loading = asyncio.create_task(
+                    asyncio.to_thread(load_inputs, task.input_url, chunks[index + 1])
+                )
+            records.extend(await asyncio.to_thread(process_batch, task, workflow, loaded))
+    finally:
+        if loading is not None:
+            loading.cancel()
+            with contextlib.suppress(BaseException):
+                await loading
+    result_url = storage.join(task.output_url, result_object_name(task.task_id))
+    await asyncio.to_thread(storage.write_bytes, result_url, to_jsonl(records))
+    return TaskOutcome(items_done=len(records), items_failed=sum(not r.ok for r in records))

@@ -1,0 +1,1 @@
+"""sluice/bounding_box_visualization: draw predictions on a copy of the image."""

@@ -1,0 +1,1 @@
+"""sluice/object_detection_model: run a registered detection model."""
