@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = "sluice.v1.SchedulerService"
 RESULTS_CONSUMER = "scheduler"
 TICK_S = 1.0
+RESULT_DEADLINE_S = 60.0
 
 
 async def _follow_results(js: JetStreamContext, coordinator: Coordinator, stop: asyncio.Event) -> None:
@@ -49,7 +50,8 @@ async def _follow_results(js: JetStreamContext, coordinator: Coordinator, stop: 
             continue
         for msg in messages:
             try:
-                await coordinator.handle_result(tasks_pb2.TaskResult.FromString(msg.data))
+                result = tasks_pb2.TaskResult.FromString(msg.data)
+                await asyncio.wait_for(coordinator.handle_result(result), RESULT_DEADLINE_S)
             except Exception:
                 log.exception("handling a task result failed; it will be retried")
                 await msg.nak(delay=2)

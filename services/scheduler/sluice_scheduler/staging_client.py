@@ -9,6 +9,9 @@ from sluice.errors import from_rpc_error
 from sluice.v1 import common_pb2, staging_pb2
 
 
+CALL_DEADLINE_S = 30.0
+
+
 class StagingClient:
     def __init__(self, address: str, internal_token: str) -> None:
         self._channel = aio_channel(address)
@@ -24,7 +27,7 @@ class StagingClient:
     async def batch(self, workspace: str, batch_id: str) -> staging_pb2.Batch:
         try:
             return await self._stub.GetBatch(
-                staging_pb2.GetBatchRequest(batch_id=batch_id), metadata=self._md(workspace)
+                staging_pb2.GetBatchRequest(batch_id=batch_id), metadata=self._md(workspace), timeout=CALL_DEADLINE_S
             )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
@@ -32,7 +35,7 @@ class StagingClient:
     async def location(self, workspace: str, batch_id: str) -> str:
         try:
             found = await self._stub.GetBatchLocation(
-                staging_pb2.GetBatchRequest(batch_id=batch_id), metadata=self._md(workspace)
+                staging_pb2.GetBatchRequest(batch_id=batch_id), metadata=self._md(workspace), timeout=CALL_DEADLINE_S
             )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
@@ -48,7 +51,7 @@ class StagingClient:
                     staging_pb2.ListBatchContentRequest(
                         batch_id=batch_id, page_size=10000, page_token=token, all_parts=True
                     ),
-                    metadata=self._md(workspace),
+                    metadata=self._md(workspace), timeout=CALL_DEADLINE_S,
                 )
             except grpc.RpcError as error:
                 raise from_rpc_error(error) from None
@@ -65,7 +68,7 @@ class StagingClient:
                 staging_pb2.RegisterOutputBatchRequest(
                     batch_id=batch_id, type=batch_type, source_job_id=job_id
                 ),
-                metadata=self._md(workspace),
+                metadata=self._md(workspace), timeout=CALL_DEADLINE_S,
             )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
