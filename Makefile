@@ -12,7 +12,7 @@ lint:
 	.venv/bin/ruff format --check .
 
 typecheck:
-	.venv/bin/mypy src/sluice services
+	.venv/bin/mypy src/sluice services bench
 
 unit:
 	.venv/bin/pytest -q -m "not e2e"
@@ -24,6 +24,7 @@ demo: install
 	bash scripts/demo.sh
 
 bench: install
+	.venv/bin/python -m pip install --quiet -e ".[bench]"
 	.venv/bin/python -m bench.pipeline
 
 clean:

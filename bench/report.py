@@ -1,0 +1,52 @@
+"""The printed table: one row per way, with images/s and the ratio to the bare loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Row:
+    way: str
+    images: int
+    seconds: float | None
+    """None when the way did not run (its note says why)."""
+    note: str = ""
+
+    @property
+    def rate(self) -> float | None:
+        return self.images / self.seconds if self.seconds else None
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(rows: list[Row], bare_rate: float | None) -> str:
+    """Aligned text: way, images, seconds, images/s, ratio to bare, note."""
+    header = ("way", "images", "seconds", "images/s", "vs bare", "note")
+    cells = [header]
+    for row in rows:
+        ratio = row.rate / bare_rate if row.rate is not None and bare_rate else None
+        cells.append(
+            (
+                row.way,
+                str(row.images),
+                _fmt(row.seconds, ".2f"),
+                _fmt(row.rate, ".2f"),
+                "-" if ratio is None else f"{ratio:.2f}x",
+                row.note,
+            )
+        )
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+    right = {1, 2, 3, 4}
+    lines = []
+    for index, line in enumerate(cells):
+        parts = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ]
+        lines.append("  ".join(parts).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
