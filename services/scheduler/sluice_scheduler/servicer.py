@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import grpc
-from sluice.workflow import compile_workflow
 
-from sluice.errors import InvalidArgument
 from sluice.grpc_server import current_workspace
 from sluice.ids import validate_id
 from sluice.v1 import scheduler_pb2, scheduler_pb2_grpc
+from sluice.workflow import canonical_json, compile_workflow
 from sluice_scheduler import convert
 from sluice_scheduler.coordinator import Coordinator
 from sluice_scheduler.repository import Repository
-
-
-def canonical_definition(text: str) -> str:
-    """The definition as compact JSON with sorted keys, or InvalidArgument when it is not JSON."""
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InvalidArgument(f"workflow definition is not valid JSON: {error}") from None
-    if not isinstance(parsed, dict):
-        raise InvalidArgument("workflow definition must be a JSON object")
-    return json.dumps(parsed, sort_keys=True, separators=(",", ":"))
 
 
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
@@ -36,7 +22,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         self, request: scheduler_pb2.CreateWorkflowRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.Workflow:
         validate_id(request.workflow_id, "workflow id")
-        definition = canonical_definition(request.definition_json)
+        definition = canonical_json(request.definition_json)
         compile_workflow(definition)
         row = await self.repo.save_workflow(current_workspace(), request.workflow_id, definition)
         return convert.workflow(row)

@@ -8,7 +8,6 @@ from sluice.clients import aio_channel, internal_metadata, staging_stub
 from sluice.errors import from_rpc_error
 from sluice.v1 import common_pb2, staging_pb2
 
-
 CALL_DEADLINE_S = 30.0
 
 
@@ -27,7 +26,9 @@ class StagingClient:
     async def batch(self, workspace: str, batch_id: str) -> staging_pb2.Batch:
         try:
             return await self._stub.GetBatch(
-                staging_pb2.GetBatchRequest(batch_id=batch_id), metadata=self._md(workspace), timeout=CALL_DEADLINE_S
+                staging_pb2.GetBatchRequest(batch_id=batch_id),
+                metadata=self._md(workspace),
+                timeout=CALL_DEADLINE_S,
             )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
@@ -35,7 +36,9 @@ class StagingClient:
     async def location(self, workspace: str, batch_id: str) -> str:
         try:
             found = await self._stub.GetBatchLocation(
-                staging_pb2.GetBatchRequest(batch_id=batch_id), metadata=self._md(workspace), timeout=CALL_DEADLINE_S
+                staging_pb2.GetBatchRequest(batch_id=batch_id),
+                metadata=self._md(workspace),
+                timeout=CALL_DEADLINE_S,
             )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
@@ -51,7 +54,8 @@ class StagingClient:
                     staging_pb2.ListBatchContentRequest(
                         batch_id=batch_id, page_size=10000, page_token=token, all_parts=True
                     ),
-                    metadata=self._md(workspace), timeout=CALL_DEADLINE_S,
+                    metadata=self._md(workspace),
+                    timeout=CALL_DEADLINE_S,
                 )
             except grpc.RpcError as error:
                 raise from_rpc_error(error) from None
@@ -68,7 +72,8 @@ class StagingClient:
                 staging_pb2.RegisterOutputBatchRequest(
                     batch_id=batch_id, type=batch_type, source_job_id=job_id
                 ),
-                metadata=self._md(workspace), timeout=CALL_DEADLINE_S,
+                metadata=self._md(workspace),
+                timeout=CALL_DEADLINE_S,
             )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None

@@ -20,13 +20,18 @@ _lock = threading.Lock()
 _cache: OrderedDict[tuple[str, int | None], CompiledWorkflow] = OrderedDict()
 
 
-def workflow_digest(definition: dict[str, Any]) -> str:
-    """The sha256 of a definition's canonical JSON (key order and spacing do not matter)."""
+def canonical_json(definition: dict[str, Any] | str) -> str:
+    """A definition as compact JSON with sorted keys, the form workflows are stored and hashed in."""
+    loaded = load_definition(definition)
     try:
-        canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"))
+        return json.dumps(loaded, sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError) as error:
         raise InvalidArgument(f"workflow is not JSON-serialisable: {error}") from None
-    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def workflow_digest(definition: dict[str, Any]) -> str:
+    """The sha256 of a definition's canonical JSON (key order and spacing do not matter)."""
+    return hashlib.sha256(canonical_json(definition).encode()).hexdigest()
 
 
 def _compile(definition: dict[str, Any], digest: str, context: BlockContext) -> CompiledWorkflow:
