@@ -14,7 +14,6 @@ import cv2
 import grpc
 import pytest
 from nats.aio.client import Client
-from nats.errors import TimeoutError as NatsTimeout
 from sluice_scheduler.coordinator import SchedulerOptions
 from sluice_scheduler.service import RunningScheduler
 from sluice_scheduler.service import start as start_scheduler
@@ -98,7 +97,7 @@ async def take_tasks(nc: Client, kind: str, job_id: str, count: int) -> list[tas
     for _ in range(60):
         try:
             msgs = await sub.fetch(10, timeout=0.5)
-        except NatsTimeout:
+        except TimeoutError:
             msgs = []
         for msg in msgs:
             task = tasks_pb2.Task.FromString(msg.data)

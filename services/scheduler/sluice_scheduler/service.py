@@ -13,7 +13,6 @@ import asyncpg
 import grpc
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
@@ -46,7 +45,7 @@ async def _follow_results(js: JetStreamContext, coordinator: Coordinator, stop: 
     while not stop.is_set():
         try:
             messages: list[Msg] = await sub.fetch(50, timeout=1)
-        except NatsTimeout:
+        except TimeoutError:  # nats-py raises its own subclass or, at times, the plain one
             continue
         for msg in messages:
             try:
