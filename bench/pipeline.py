@@ -18,7 +18,6 @@ import traceback
 from pathlib import Path
 
 import onnxruntime as ort
-from sluice_worker.options import WorkerOptions
 
 from bench import raydata
 from bench.bare import run_bare
@@ -26,6 +25,7 @@ from bench.images import write_images
 from bench.mesh import MeshRun, run_mesh
 from bench.model import WORKFLOW_FILE, workflow_definition
 from bench.report import Row, table
+from sluice_worker.options import WorkerOptions
 
 
 def _parser() -> argparse.ArgumentParser:

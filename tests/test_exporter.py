@@ -15,6 +15,10 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+
+from sluice import messaging, storage
+from sluice.stack.nats_process import NatsServer
+from sluice.v1 import common_pb2, tasks_pb2
 from sluice_exporter import __main__ as exporter_main
 from sluice_exporter.aggregate import (
     CSV_NAME,
@@ -35,10 +39,6 @@ from sluice_exporter.archive import (
 )
 from sluice_exporter.export import export_job
 from sluice_exporter.service import ExportService, InvalidTask, job_from_subject, parse_task
-
-from sluice import messaging, storage
-from sluice.stack.nats_process import NatsServer
-from sluice.v1 import common_pb2, tasks_pb2
 
 # ---------------------------------------------------------------------------------------------
 # Helpers

@@ -14,17 +14,17 @@ import cv2
 import grpc
 import pytest
 from nats.aio.client import Client
+
+from sluice import messaging
+from sluice.clients import aio_channel, scheduler_stub, staging_stub, user_metadata
+from sluice.config import Settings
+from sluice.v1 import common_pb2, scheduler_pb2, staging_pb2, tasks_pb2
 from sluice_scheduler.coordinator import SchedulerOptions
 from sluice_scheduler.service import RunningScheduler
 from sluice_scheduler.service import start as start_scheduler
 from sluice_staging.server import RunningStaging
 from sluice_staging.server import start as start_staging
 from sluice_staging.servicer import StagingOptions
-
-from sluice import messaging
-from sluice.clients import aio_channel, scheduler_stub, staging_stub, user_metadata
-from sluice.config import Settings
-from sluice.v1 import common_pb2, scheduler_pb2, staging_pb2, tasks_pb2
 from tests.images import photographs
 
 WORKFLOW = (

@@ -15,9 +15,6 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from sluice_staging.__main__ import _batch_ttl
-from sluice_staging.server import RunningStaging, start
-from sluice_staging.servicer import StagingOptions
 
 from sluice import storage
 from sluice.clients import aio_channel, internal_metadata, staging_stub, user_metadata
@@ -26,6 +23,9 @@ from sluice.ids import ID_RULE
 from sluice.messaging import EVENTS_STREAM, event_subject
 from sluice.storage import ObjectStore
 from sluice.v1 import common_pb2, events_pb2, staging_pb2
+from sluice_staging.__main__ import _batch_ttl
+from sluice_staging.server import RunningStaging, start
+from sluice_staging.servicer import StagingOptions
 
 IMAGES = common_pb2.BATCH_TYPE_IMAGES
 VIDEOS = common_pb2.BATCH_TYPE_VIDEOS

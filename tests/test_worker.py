@@ -28,8 +28,6 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from sluice_worker.options import WorkerOptions
-from sluice_worker.worker import Worker
 
 from sluice import storage
 from sluice.config import Settings
@@ -44,6 +42,8 @@ from sluice.messaging import (
 )
 from sluice.stack.nats_process import NatsServer
 from sluice.v1 import common_pb2, tasks_pb2
+from sluice_worker.options import WorkerOptions
+from sluice_worker.worker import Worker
 from tests.model_fixtures import photo
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "workflows" / "text-detection.json"
