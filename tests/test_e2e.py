@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,7 +157,11 @@ def test_gpu_job_waits_for_a_gpu_worker(state: Path) -> None:
         "--job-id",
         "on-gpu",
     )
-    details = sluice(state, "batch-processing", "show-job-details", "--job-id", "on-gpu").stdout
+    for _ in range(40):  # the scheduler says so once heartbeats have had time to arrive
+        details = sluice(state, "batch-processing", "show-job-details", "--job-id", "on-gpu").stdout
+        if "no gpu worker is running" in details:
+            break
+        time.sleep(0.5)
     assert "queued" in details
     assert "no gpu worker is running" in details
 

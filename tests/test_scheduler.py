@@ -134,6 +134,16 @@ async def job_state(mesh: Mesh, job_id: str, want: int, workspace: str = "alpha"
     raise AssertionError(f"job {job_id} stayed {scheduler_pb2.JobState.Name(job.state)}")
 
 
+async def job_notice(mesh: Mesh, job_id: str) -> scheduler_pb2.Job:
+    stub = mesh.scheduler_stub()
+    for _ in range(150):
+        job = await stub.GetJob(scheduler_pb2.GetJobRequest(job_id=job_id), metadata=mesh.md())
+        if job.notice:
+            return job
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"job {job_id} never said why it waits")
+
+
 async def create_job(mesh: Mesh, job_id: str, **extra: Any) -> scheduler_pb2.Job:
     request = scheduler_pb2.CreateJobRequest(
         job_id=job_id, workflow_id="wf", batch_id="pics", machine_type=GPU, **extra
@@ -143,6 +153,8 @@ async def create_job(mesh: Mesh, job_id: str, **extra: Any) -> scheduler_pb2.Job
 
 async def test_job_moves_through_its_stages(mesh: Mesh, nats_client: Client) -> None:
     job = await create_job(mesh, "j1")
+    assert job.state == scheduler_pb2.JOB_STATE_QUEUED
+    job = await job_notice(mesh, "j1")
     assert job.state == scheduler_pb2.JOB_STATE_QUEUED
     assert "no gpu worker is running" in job.notice
     assert [s.name for s in job.stages] == ["processing", "export"]

@@ -266,7 +266,7 @@ class Coordinator:
         if state not in ("queued", "running") or stage is None:
             return ""
         kind = stage.machine_type
-        if self.workers.alive(kind):
+        if self.workers.alive(kind) or not self.workers.informed:
             return ""
         who = "no exporter is running" if kind == "export" else f"no {kind} worker is running"
         return f"{who}: the {stage.name} stage waits until one starts"

@@ -12,6 +12,12 @@ ALIVE_FOR_S = 8.0
 class WorkersSeen:
     def __init__(self) -> None:
         self._last_seen: dict[str, dict[str, float]] = {}
+        self._started = time.monotonic()
+
+    @property
+    def informed(self) -> bool:
+        """Whether heartbeats have had time to arrive since this scheduler started."""
+        return time.monotonic() - self._started >= ALIVE_FOR_S
 
     def record(self, kind: str, payload: bytes) -> None:
         beat = tasks_pb2.WorkerHeartbeat.FromString(payload)

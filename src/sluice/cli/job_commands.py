@@ -54,15 +54,14 @@ def process_images_with_workflow(args: argparse.Namespace) -> int:
     print(f"job {job.job_id} {JOB_STATES[job.state]}")
     if job.notice:
         print(f"note: {job.notice}")
-    return _wait(conn, job.job_id) if args.wait else 0
+    return _wait(conn, job.job_id, noticed=job.notice) if args.wait else 0
 
 
-def _wait(conn: Connection, job_id: str) -> int:
+def _wait(conn: Connection, job_id: str, noticed: str = "") -> int:
     """Follow a job until it ends, with a progress bar per stage; non-zero unless it completed."""
     stub = conn.scheduler()
     bar: tqdm | None = None
     bar_stage = ""
-    noticed = ""
     while True:
         job = stub.GetJob(scheduler_pb2.GetJobRequest(job_id=job_id), metadata=conn.metadata)
         stage = next((s for s in job.stages if s.name == job.current_stage), None)
