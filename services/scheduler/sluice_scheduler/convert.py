@@ -78,4 +78,6 @@ def job(row: asyncpg.Record, stages: list[StageProgress], notice: str) -> schedu
         created_at=timestamp(row["created_at"]),
         updated_at=timestamp(row["updated_at"]),
         max_image_failure_rate=row["max_failure_rate"],
+        workflow_params_json=row["workflow_params"],
+        image_outputs_to_save=list(row["image_outputs_to_save"]),
     )

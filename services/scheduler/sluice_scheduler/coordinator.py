@@ -6,6 +6,7 @@ between two steps), so `advance` can always be called again to bring a job to wh
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from sluice.ids import new_id, validate_id
 from sluice.messaging import task_subject
 from sluice.storage import ObjectStore
 from sluice.v1 import common_pb2, events_pb2, scheduler_pb2, tasks_pb2
-from sluice.workflow import compile_workflow
+from sluice.workflow import CompiledWorkflow, compile_workflow
 from sluice_scheduler import planning
 from sluice_scheduler.events import publish_event
 from sluice_scheduler.repository import Repository, StageProgress
@@ -76,7 +77,9 @@ class Coordinator:
         validate_id(request.workflow_id, "workflow id")
         validate_id(request.batch_id, "batch id")
         workflow = await self.repo.workflow(workspace, request.workflow_id)
-        compile_workflow(workflow["definition"])
+        compiled = compile_workflow(workflow["definition"])
+        params_json = job_parameters(compiled, request)
+        save_images = request.save_image_outputs or bool(request.image_outputs_to_save)
         batch = await self.staging.batch(workspace, request.batch_id)
         if batch.type != common_pb2.BATCH_TYPE_IMAGES:
             raise FailedPrecondition(f"batch '{request.batch_id}' is not a batch of images")
@@ -87,19 +90,19 @@ class Coordinator:
 
         job_uid = secrets.token_hex(6)
         processing_batch = f"{job_id}-processing"
-        tasks = planning.processing_tasks(
-            job_uid=job_uid,
+        template = tasks_pb2.Task(
             job_id=job_id,
             workspace=workspace,
-            names=names,
-            task_size=self.options.task_size,
             input_url=input_url,
             output_url=self.store.batch_url(workspace, processing_batch),
             workflow_json=workflow["definition"],
-            save_image_outputs=request.save_image_outputs,
+            workflow_params_json=params_json,
+            save_image_outputs=save_images,
+            image_outputs_to_save=list(request.image_outputs_to_save),
             aggregation_format=request.aggregation_format or common_pb2.AGGREGATION_FORMAT_JSONL,
             machine_type=request.machine_type or common_pb2.MACHINE_TYPE_CPU,
         )
+        tasks = planning.processing_tasks(template, job_uid, names, self.options.task_size)
         await self.repo.create_job(
             {
                 "workspace": workspace,
@@ -110,7 +113,9 @@ class Coordinator:
                 "batch_id": request.batch_id,
                 "machine_type": machine,
                 "workers_per_machine": request.workers_per_machine or 1,
-                "save_image_outputs": request.save_image_outputs,
+                "save_image_outputs": save_images,
+                "workflow_params": params_json,
+                "image_outputs_to_save": list(request.image_outputs_to_save),
                 "aggregation_format": fmt,
                 "max_failure_rate": max_rate,
             },
@@ -270,6 +275,34 @@ class Coordinator:
             return ""
         who = "no exporter is running" if kind == "export" else f"no {kind} worker is running"
         return f"{who}: the {stage.name} stage waits until one starts"
+
+
+def job_parameters(compiled: CompiledWorkflow, request: scheduler_pb2.CreateJobRequest) -> str:
+    """Check the job's workflow parameters and image options; returns the parameters as JSON."""
+    image_input = compiled.image_input_name
+    if request.image_input_name and request.image_input_name != image_input:
+        raise InvalidArgument(
+            f"the workflow's image input is named '{image_input}', not '{request.image_input_name}'"
+        )
+    unknown = sorted(set(request.image_outputs_to_save) - set(compiled.image_outputs))
+    if unknown:
+        known = ", ".join(compiled.image_outputs) or "none"
+        raise InvalidArgument(
+            f"unknown image outputs {', '.join(unknown)}; the workflow's image outputs: {known}"
+        )
+    try:
+        params = json.loads(request.workflow_params_json or "{}")
+    except json.JSONDecodeError as error:
+        raise InvalidArgument(f"workflow parameters are not valid JSON: {error}") from None
+    if not isinstance(params, dict):
+        raise InvalidArgument("workflow parameters must be a JSON object")
+    unknown_params = sorted(set(params) - set(compiled.parameters))
+    if unknown_params:
+        known = ", ".join(sorted(compiled.parameters)) or "none"
+        raise InvalidArgument(
+            f"unknown workflow parameters {', '.join(unknown_params)}; the workflow's: {known}"
+        )
+    return json.dumps(params, sort_keys=True)
 
 
 def _format_enum(name: str) -> common_pb2.AggregationFormat:

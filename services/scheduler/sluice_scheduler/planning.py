@@ -11,36 +11,20 @@ DEFAULT_MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
 
 
 def processing_tasks(
-    *,
-    job_uid: str,
-    job_id: str,
-    workspace: str,
-    names: list[str],
-    task_size: int,
-    input_url: str,
-    output_url: str,
-    workflow_json: str,
-    save_image_outputs: bool,
-    aggregation_format: common_pb2.AggregationFormat,
-    machine_type: common_pb2.MachineType,
+    template: tasks_pb2.Task, job_uid: str, names: list[str], task_size: int
 ) -> list[NewTask]:
-    """One task per `task_size` input names; task ids derive from the job so reruns match."""
+    """One task per `task_size` input names, each a copy of `template` with its own inputs.
+
+    Task ids derive from the job, so a task published twice is the same task.
+    """
     tasks = []
     for index, start in enumerate(range(0, len(names), task_size)):
         chunk = names[start : start + task_size]
-        task = tasks_pb2.Task(
-            task_id=f"{job_uid}-p{index:05d}",
-            job_id=job_id,
-            workspace=workspace,
-            stage=PROCESSING,
-            input_names=chunk,
-            input_url=input_url,
-            output_url=output_url,
-            workflow_json=workflow_json,
-            save_image_outputs=save_image_outputs,
-            aggregation_format=aggregation_format,
-            machine_type=machine_type,
-        )
+        task = tasks_pb2.Task()
+        task.CopyFrom(template)
+        task.task_id = f"{job_uid}-p{index:05d}"
+        task.stage = PROCESSING
+        task.input_names[:] = chunk
         tasks.append(NewTask(task.task_id, PROCESSING, len(chunk), task.SerializeToString()))
     return tasks
 

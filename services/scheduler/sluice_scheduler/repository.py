@@ -111,8 +111,9 @@ class Repository:
                 await conn.execute(
                     "INSERT INTO jobs (workspace, job_id, job_uid, workflow_id, workflow_version, "
                     "batch_id, state, current_stage, machine_type, workers_per_machine, "
-                    "save_image_outputs, aggregation_format, max_failure_rate) "
-                    "VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10,$11,$12)",
+                    "save_image_outputs, aggregation_format, max_failure_rate, workflow_params, "
+                    "image_outputs_to_save) "
+                    "VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10,$11,$12,$13,$14)",
                     job["workspace"],
                     job["job_id"],
                     job["job_uid"],
@@ -125,6 +126,8 @@ class Repository:
                     job["save_image_outputs"],
                     job["aggregation_format"],
                     job["max_failure_rate"],
+                    job["workflow_params"],
+                    job["image_outputs_to_save"],
                 )
             except asyncpg.UniqueViolationError:
                 raise AlreadyExists(f"job '{job['job_id']}' already exists") from None

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -45,21 +47,31 @@ def _failure(error: Exception) -> str:
     return f"workflow failed: {type(error).__name__}: {error}"
 
 
-def _run_workflow(workflow: CompiledWorkflow, images: Sequence[np.ndarray]) -> list[dict[str, object] | str]:
+def _run_workflow(
+    workflow: CompiledWorkflow, images: Sequence[np.ndarray], params: dict[str, Any]
+) -> list[dict[str, object] | str]:
     """Outputs per image, or an error reason for each image the workflow fails on.
 
     A failing batch is retried one image at a time so that one bad image fails alone.
     InvalidArgument (the workflow refuses its parameters) fails every image alike: raised.
     """
     try:
-        return list(workflow.run(images))
+        return list(workflow.run(images, params))
     except InvalidArgument:
         raise
     except Exception as error:
         if len(images) == 1:
             log.exception("workflow failed on an image")
             return [_failure(error)]
-    return [result for image in images for result in _run_workflow(workflow, [image])]
+    return [result for image in images for result in _run_workflow(workflow, [image], params)]
+
+
+def task_parameters(task: tasks_pb2.Task) -> dict[str, Any]:
+    """The workflow parameters the job was given (the scheduler checked they are a JSON object)."""
+    params = json.loads(task.workflow_params_json or "{}")
+    if not isinstance(params, dict):
+        raise TaskRejected("workflow parameters must be a JSON object")
+    return params
 
 
 def _encode_jpeg(image: np.ndarray) -> bytes:
@@ -75,7 +87,7 @@ def process_batch(
     """Run the workflow on the decodable inputs and save image outputs (blocking)."""
     images = [item.image for item in loaded if item.image is not None]
     try:
-        results = iter(_run_workflow(workflow, images))
+        results = iter(_run_workflow(workflow, images, task_parameters(task)))
     except InvalidArgument as error:
         raise TaskRejected(f"workflow cannot run: {error.message}") from None
     records = []
@@ -106,7 +118,7 @@ def _record(
     }
     image_outputs: dict[str, str] = {}
     if task.save_image_outputs:
-        for output in workflow.image_outputs:
+        for output in task.image_outputs_to_save or workflow.image_outputs:
             value = result.get(output)
             if isinstance(value, np.ndarray):
                 object_name = image_output_name(name, output)

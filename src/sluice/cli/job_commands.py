@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 from tqdm import tqdm
 
 from sluice.cli.context import Connection, connection
 from sluice.cli.output import fields, table, when
+from sluice.errors import InvalidArgument
 from sluice.ids import validate_id
 from sluice.v1 import common_pb2, scheduler_pb2
 
@@ -50,11 +53,30 @@ def process_images_with_workflow(args: argparse.Namespace) -> int:
     )
     if args.max_image_failure_rate is not None:
         request.max_image_failure_rate = args.max_image_failure_rate
+    if args.workflow_params:
+        request.workflow_params_json = _read_params(args.workflow_params)
+    if args.image_input_name:
+        request.image_input_name = args.image_input_name
+    for value in args.image_outputs_to_save or []:
+        request.image_outputs_to_save.extend(name for name in value.split(",") if name)
     job = conn.scheduler().CreateJob(request, metadata=conn.metadata)
     print(f"job {job.job_id} {JOB_STATES[job.state]}")
     if job.notice:
         print(f"note: {job.notice}")
     return _wait(conn, job.job_id, noticed=job.notice) if args.wait else 0
+
+
+def _read_params(path: Path) -> str:
+    """The workflow parameters file: a JSON object of parameter values."""
+    if not path.is_file():
+        raise InvalidArgument(f"workflow parameters file {path} does not exist")
+    try:
+        params = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise InvalidArgument(f"workflow parameters file {path} is not valid JSON: {error}") from None
+    if not isinstance(params, dict):
+        raise InvalidArgument(f"workflow parameters file {path} must hold a JSON object")
+    return json.dumps(params)
 
 
 def _wait(conn: Connection, job_id: str, noticed: str = "") -> int:
@@ -166,6 +188,16 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
         type=float,
         default=None,
         help="fail the job when a larger fraction of images fail (0-1; default: no limit)",
+    )
+    p.add_argument("--workflow-params", type=Path, help="JSON file with values for the workflow's parameters")
+    p.add_argument(
+        "--image-input-name", help="the workflow's image input name (checked against the workflow)"
+    )
+    p.add_argument(
+        "--image-outputs-to-save",
+        action="append",
+        metavar="NAME[,NAME]",
+        help="keep only these image outputs (repeatable; implies --save-image-outputs)",
     )
     p.add_argument("--job-id", "-j", help="choose the job id (default: generated)")
     p.add_argument("--wait", action="store_true", help="follow the job's progress until it ends")

@@ -26,17 +26,17 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from sluice.v1 import common_pb2 as sluice_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19sluice/v1/scheduler.proto\x12\tsluice.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16sluice/v1/common.proto\"y\n\x08Workflow\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x17\n\x0f\x64\x65\x66inition_json\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x15\x43reateWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_json\x18\x02 \x01(\t\"\x16\n\x14ListWorkflowsRequest\"?\n\x15ListWorkflowsResponse\x12&\n\tworkflows\x18\x01 \x03(\x0b\x32\x13.sluice.v1.Workflow\":\n\x12GetWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"\xaa\x02\n\x10\x43reateJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x03 \x01(\t\x12,\n\x0cmachine_type\x18\x04 \x01(\x0e\x32\x16.sluice.v1.MachineType\x12\x1b\n\x13workers_per_machine\x18\x05 \x01(\x05\x12\x1a\n\x12save_image_outputs\x18\x06 \x01(\x08\x12\x38\n\x12\x61ggregation_format\x18\x07 \x01(\x0e\x32\x1c.sluice.v1.AggregationFormat\x12#\n\x16max_image_failure_rate\x18\x08 \x01(\x01H\x00\x88\x01\x01\x42\x19\n\x17_max_image_failure_rate\"\xea\x01\n\x05Stage\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.sluice.v1.StageState\x12\x12\n\ntasks_done\x18\x03 \x01(\x03\x12\x13\n\x0btasks_total\x18\x04 \x01(\x03\x12\x12\n\nitems_done\x18\x05 \x01(\x03\x12\x13\n\x0bitems_total\x18\x06 \x01(\x03\x12\x14\n\x0citems_failed\x18\x07 \x01(\x03\x12\x17\n\x0foutput_batch_id\x18\x08 \x01(\t\x12,\n\x0cmachine_type\x18\t \x01(\x0e\x32\x16.sluice.v1.MachineType\"\xf3\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x18\n\x10workflow_version\x18\x03 \x01(\x05\x12\x10\n\x08\x62\x61tch_id\x18\x04 \x01(\t\x12\"\n\x05state\x18\x05 \x01(\x0e\x32\x13.sluice.v1.JobState\x12\x15\n\rcurrent_stage\x18\x06 \x01(\t\x12,\n\x0cmachine_type\x18\x07 \x01(\x0e\x32\x16.sluice.v1.MachineType\x12\x1b\n\x13workers_per_machine\x18\x08 \x01(\x05\x12\x1a\n\x12save_image_outputs\x18\t \x01(\x08\x12\x38\n\x12\x61ggregation_format\x18\n \x01(\x0e\x32\x1c.sluice.v1.AggregationFormat\x12 \n\x06stages\x18\x0b \x03(\x0b\x32\x10.sluice.v1.Stage\x12\x0e\n\x06notice\x18\x0c \x01(\t\x12\r\n\x05\x65rror\x18\r \x01(\t\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x16max_image_failure_rate\x18\x10 \x01(\x01\"$\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\"0\n\x10ListJobsResponse\x12\x1c\n\x04jobs\x18\x01 \x03(\x0b\x32\x0e.sluice.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t*\x98\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_COMPLETED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x15\n\x11JOB_STATE_ABORTED\x10\x05*\x8e\x01\n\nStageState\x12\x1b\n\x17STAGE_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13STAGE_STATE_PENDING\x10\x01\x12\x17\n\x13STAGE_STATE_RUNNING\x10\x02\x12\x19\n\x15STAGE_STATE_COMPLETED\x10\x03\x12\x16\n\x12STAGE_STATE_FAILED\x10\x04\x32\xa5\x03\n\x10SchedulerService\x12G\n\x0e\x43reateWorkflow\x12 .sluice.v1.CreateWorkflowRequest\x1a\x13.sluice.v1.Workflow\x12R\n\rListWorkflows\x12\x1f.sluice.v1.ListWorkflowsRequest\x1a .sluice.v1.ListWorkflowsResponse\x12\x41\n\x0bGetWorkflow\x12\x1d.sluice.v1.GetWorkflowRequest\x1a\x13.sluice.v1.Workflow\x12\x38\n\tCreateJob\x12\x1b.sluice.v1.CreateJobRequest\x1a\x0e.sluice.v1.Job\x12\x43\n\x08ListJobs\x12\x1a.sluice.v1.ListJobsRequest\x1a\x1b.sluice.v1.ListJobsResponse\x12\x32\n\x06GetJob\x12\x18.sluice.v1.GetJobRequest\x1a\x0e.sluice.v1.Jobb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19sluice/v1/scheduler.proto\x12\tsluice.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16sluice/v1/common.proto\"y\n\x08Workflow\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x17\n\x0f\x64\x65\x66inition_json\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x15\x43reateWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x17\n\x0f\x64\x65\x66inition_json\x18\x02 \x01(\t\"\x16\n\x14ListWorkflowsRequest\"?\n\x15ListWorkflowsResponse\x12&\n\tworkflows\x18\x01 \x03(\x0b\x32\x13.sluice.v1.Workflow\":\n\x12GetWorkflowRequest\x12\x13\n\x0bworkflow_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"\x81\x03\n\x10\x43reateJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x03 \x01(\t\x12,\n\x0cmachine_type\x18\x04 \x01(\x0e\x32\x16.sluice.v1.MachineType\x12\x1b\n\x13workers_per_machine\x18\x05 \x01(\x05\x12\x1a\n\x12save_image_outputs\x18\x06 \x01(\x08\x12\x38\n\x12\x61ggregation_format\x18\x07 \x01(\x0e\x32\x1c.sluice.v1.AggregationFormat\x12#\n\x16max_image_failure_rate\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x1c\n\x14workflow_params_json\x18\t \x01(\t\x12\x18\n\x10image_input_name\x18\n \x01(\t\x12\x1d\n\x15image_outputs_to_save\x18\x0b \x03(\tB\x19\n\x17_max_image_failure_rate\"\xea\x01\n\x05Stage\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.sluice.v1.StageState\x12\x12\n\ntasks_done\x18\x03 \x01(\x03\x12\x13\n\x0btasks_total\x18\x04 \x01(\x03\x12\x12\n\nitems_done\x18\x05 \x01(\x03\x12\x13\n\x0bitems_total\x18\x06 \x01(\x03\x12\x14\n\x0citems_failed\x18\x07 \x01(\x03\x12\x17\n\x0foutput_batch_id\x18\x08 \x01(\t\x12,\n\x0cmachine_type\x18\t \x01(\x0e\x32\x16.sluice.v1.MachineType\"\xb0\x04\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\x12\x18\n\x10workflow_version\x18\x03 \x01(\x05\x12\x10\n\x08\x62\x61tch_id\x18\x04 \x01(\t\x12\"\n\x05state\x18\x05 \x01(\x0e\x32\x13.sluice.v1.JobState\x12\x15\n\rcurrent_stage\x18\x06 \x01(\t\x12,\n\x0cmachine_type\x18\x07 \x01(\x0e\x32\x16.sluice.v1.MachineType\x12\x1b\n\x13workers_per_machine\x18\x08 \x01(\x05\x12\x1a\n\x12save_image_outputs\x18\t \x01(\x08\x12\x38\n\x12\x61ggregation_format\x18\n \x01(\x0e\x32\x1c.sluice.v1.AggregationFormat\x12 \n\x06stages\x18\x0b \x03(\x0b\x32\x10.sluice.v1.Stage\x12\x0e\n\x06notice\x18\x0c \x01(\t\x12\r\n\x05\x65rror\x18\r \x01(\t\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1e\n\x16max_image_failure_rate\x18\x10 \x01(\x01\x12\x1c\n\x14workflow_params_json\x18\x11 \x01(\t\x12\x1d\n\x15image_outputs_to_save\x18\x12 \x03(\t\"$\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\"0\n\x10ListJobsResponse\x12\x1c\n\x04jobs\x18\x01 \x03(\x0b\x32\x0e.sluice.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t*\x98\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_COMPLETED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x15\n\x11JOB_STATE_ABORTED\x10\x05*\x8e\x01\n\nStageState\x12\x1b\n\x17STAGE_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13STAGE_STATE_PENDING\x10\x01\x12\x17\n\x13STAGE_STATE_RUNNING\x10\x02\x12\x19\n\x15STAGE_STATE_COMPLETED\x10\x03\x12\x16\n\x12STAGE_STATE_FAILED\x10\x04\x32\xa5\x03\n\x10SchedulerService\x12G\n\x0e\x43reateWorkflow\x12 .sluice.v1.CreateWorkflowRequest\x1a\x13.sluice.v1.Workflow\x12R\n\rListWorkflows\x12\x1f.sluice.v1.ListWorkflowsRequest\x1a .sluice.v1.ListWorkflowsResponse\x12\x41\n\x0bGetWorkflow\x12\x1d.sluice.v1.GetWorkflowRequest\x1a\x13.sluice.v1.Workflow\x12\x38\n\tCreateJob\x12\x1b.sluice.v1.CreateJobRequest\x1a\x0e.sluice.v1.Job\x12\x43\n\x08ListJobs\x12\x1a.sluice.v1.ListJobsRequest\x1a\x1b.sluice.v1.ListJobsResponse\x12\x32\n\x06GetJob\x12\x18.sluice.v1.GetJobRequest\x1a\x0e.sluice.v1.Jobb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sluice.v1.scheduler_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATE']._serialized_start=1602
-  _globals['_JOBSTATE']._serialized_end=1754
-  _globals['_STAGESTATE']._serialized_start=1757
-  _globals['_STAGESTATE']._serialized_end=1899
+  _globals['_JOBSTATE']._serialized_start=1750
+  _globals['_JOBSTATE']._serialized_end=1902
+  _globals['_STAGESTATE']._serialized_start=1905
+  _globals['_STAGESTATE']._serialized_end=2047
   _globals['_WORKFLOW']._serialized_start=97
   _globals['_WORKFLOW']._serialized_end=218
   _globals['_CREATEWORKFLOWREQUEST']._serialized_start=220
@@ -48,17 +48,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETWORKFLOWREQUEST']._serialized_start=380
   _globals['_GETWORKFLOWREQUEST']._serialized_end=438
   _globals['_CREATEJOBREQUEST']._serialized_start=441
-  _globals['_CREATEJOBREQUEST']._serialized_end=739
-  _globals['_STAGE']._serialized_start=742
-  _globals['_STAGE']._serialized_end=976
-  _globals['_JOB']._serialized_start=979
-  _globals['_JOB']._serialized_end=1478
-  _globals['_LISTJOBSREQUEST']._serialized_start=1480
-  _globals['_LISTJOBSREQUEST']._serialized_end=1516
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1518
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1566
-  _globals['_GETJOBREQUEST']._serialized_start=1568
-  _globals['_GETJOBREQUEST']._serialized_end=1599
-  _globals['_SCHEDULERSERVICE']._serialized_start=1902
-  _globals['_SCHEDULERSERVICE']._serialized_end=2323
+  _globals['_CREATEJOBREQUEST']._serialized_end=826
+  _globals['_STAGE']._serialized_start=829
+  _globals['_STAGE']._serialized_end=1063
+  _globals['_JOB']._serialized_start=1066
+  _globals['_JOB']._serialized_end=1626
+  _globals['_LISTJOBSREQUEST']._serialized_start=1628
+  _globals['_LISTJOBSREQUEST']._serialized_end=1664
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1666
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1714
+  _globals['_GETJOBREQUEST']._serialized_start=1716
+  _globals['_GETJOBREQUEST']._serialized_end=1747
+  _globals['_SCHEDULERSERVICE']._serialized_start=2050
+  _globals['_SCHEDULERSERVICE']._serialized_end=2471
 # @@protoc_insertion_point(module_scope)

@@ -78,7 +78,7 @@ class GetWorkflowRequest(_message.Message):
     def __init__(self, workflow_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class CreateJobRequest(_message.Message):
-    __slots__ = ("job_id", "workflow_id", "batch_id", "machine_type", "workers_per_machine", "save_image_outputs", "aggregation_format", "max_image_failure_rate")
+    __slots__ = ("job_id", "workflow_id", "batch_id", "machine_type", "workers_per_machine", "save_image_outputs", "aggregation_format", "max_image_failure_rate", "workflow_params_json", "image_input_name", "image_outputs_to_save")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +87,9 @@ class CreateJobRequest(_message.Message):
     SAVE_IMAGE_OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     AGGREGATION_FORMAT_FIELD_NUMBER: _ClassVar[int]
     MAX_IMAGE_FAILURE_RATE_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_PARAMS_JSON_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_INPUT_NAME_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_OUTPUTS_TO_SAVE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     workflow_id: str
     batch_id: str
@@ -95,7 +98,10 @@ class CreateJobRequest(_message.Message):
     save_image_outputs: bool
     aggregation_format: _common_pb2.AggregationFormat
     max_image_failure_rate: float
-    def __init__(self, job_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., workers_per_machine: _Optional[int] = ..., save_image_outputs: _Optional[bool] = ..., aggregation_format: _Optional[_Union[_common_pb2.AggregationFormat, str]] = ..., max_image_failure_rate: _Optional[float] = ...) -> None: ...
+    workflow_params_json: str
+    image_input_name: str
+    image_outputs_to_save: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, job_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., workers_per_machine: _Optional[int] = ..., save_image_outputs: _Optional[bool] = ..., aggregation_format: _Optional[_Union[_common_pb2.AggregationFormat, str]] = ..., max_image_failure_rate: _Optional[float] = ..., workflow_params_json: _Optional[str] = ..., image_input_name: _Optional[str] = ..., image_outputs_to_save: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Stage(_message.Message):
     __slots__ = ("name", "state", "tasks_done", "tasks_total", "items_done", "items_total", "items_failed", "output_batch_id", "machine_type")
@@ -120,7 +126,7 @@ class Stage(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[StageState, str]] = ..., tasks_done: _Optional[int] = ..., tasks_total: _Optional[int] = ..., items_done: _Optional[int] = ..., items_total: _Optional[int] = ..., items_failed: _Optional[int] = ..., output_batch_id: _Optional[str] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "workflow_id", "workflow_version", "batch_id", "state", "current_stage", "machine_type", "workers_per_machine", "save_image_outputs", "aggregation_format", "stages", "notice", "error", "created_at", "updated_at", "max_image_failure_rate")
+    __slots__ = ("job_id", "workflow_id", "workflow_version", "batch_id", "state", "current_stage", "machine_type", "workers_per_machine", "save_image_outputs", "aggregation_format", "stages", "notice", "error", "created_at", "updated_at", "max_image_failure_rate", "workflow_params_json", "image_outputs_to_save")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +143,8 @@ class Job(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     MAX_IMAGE_FAILURE_RATE_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_PARAMS_JSON_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_OUTPUTS_TO_SAVE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     workflow_id: str
     workflow_version: int
@@ -153,7 +161,9 @@ class Job(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     max_image_failure_rate: float
-    def __init__(self, job_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., workflow_version: _Optional[int] = ..., batch_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., current_stage: _Optional[str] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., workers_per_machine: _Optional[int] = ..., save_image_outputs: _Optional[bool] = ..., aggregation_format: _Optional[_Union[_common_pb2.AggregationFormat, str]] = ..., stages: _Optional[_Iterable[_Union[Stage, _Mapping]]] = ..., notice: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_image_failure_rate: _Optional[float] = ...) -> None: ...
+    workflow_params_json: str
+    image_outputs_to_save: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, job_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., workflow_version: _Optional[int] = ..., batch_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., current_stage: _Optional[str] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., workers_per_machine: _Optional[int] = ..., save_image_outputs: _Optional[bool] = ..., aggregation_format: _Optional[_Union[_common_pb2.AggregationFormat, str]] = ..., stages: _Optional[_Iterable[_Union[Stage, _Mapping]]] = ..., notice: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_image_failure_rate: _Optional[float] = ..., workflow_params_json: _Optional[str] = ..., image_outputs_to_save: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
     __slots__ = ("page_size",)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "job_id", "workspace", "stage", "input_names", "input_url", "output_url", "workflow_json", "save_image_outputs", "aggregation_format", "machine_type", "max_archive_bytes")
+    __slots__ = ("task_id", "job_id", "workspace", "stage", "input_names", "input_url", "output_url", "workflow_json", "save_image_outputs", "aggregation_format", "machine_type", "max_archive_bytes", "workflow_params_json", "image_outputs_to_save")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,8 @@ class Task(_message.Message):
     AGGREGATION_FORMAT_FIELD_NUMBER: _ClassVar[int]
     MACHINE_TYPE_FIELD_NUMBER: _ClassVar[int]
     MAX_ARCHIVE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_PARAMS_JSON_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_OUTPUTS_TO_SAVE_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     job_id: str
     workspace: str
@@ -33,7 +35,9 @@ class Task(_message.Message):
     aggregation_format: _common_pb2.AggregationFormat
     machine_type: _common_pb2.MachineType
     max_archive_bytes: int
-    def __init__(self, task_id: _Optional[str] = ..., job_id: _Optional[str] = ..., workspace: _Optional[str] = ..., stage: _Optional[str] = ..., input_names: _Optional[_Iterable[str]] = ..., input_url: _Optional[str] = ..., output_url: _Optional[str] = ..., workflow_json: _Optional[str] = ..., save_image_outputs: _Optional[bool] = ..., aggregation_format: _Optional[_Union[_common_pb2.AggregationFormat, str]] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., max_archive_bytes: _Optional[int] = ...) -> None: ...
+    workflow_params_json: str
+    image_outputs_to_save: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, task_id: _Optional[str] = ..., job_id: _Optional[str] = ..., workspace: _Optional[str] = ..., stage: _Optional[str] = ..., input_names: _Optional[_Iterable[str]] = ..., input_url: _Optional[str] = ..., output_url: _Optional[str] = ..., workflow_json: _Optional[str] = ..., save_image_outputs: _Optional[bool] = ..., aggregation_format: _Optional[_Union[_common_pb2.AggregationFormat, str]] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., max_archive_bytes: _Optional[int] = ..., workflow_params_json: _Optional[str] = ..., image_outputs_to_save: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TaskResult(_message.Message):
     __slots__ = ("task_id", "job_id", "stage", "ok", "items_done", "items_failed", "error", "worker_id", "duration_s", "machine_type")
