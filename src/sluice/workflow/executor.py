@@ -1,17 +1,30 @@
-"""Running a compiled workflow over a batch of images, step by step in dependency order."""
+"""Running a compiled workflow over a batch of images, layer by layer.
+
+The steps of one layer do not depend on each other and run at the same time in a small
+thread pool; each step gets the whole batch of its elements (every input image, or every crop
+of every image) in one call, so model blocks batch across the images of a task.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from sluice.errors import InvalidArgument
-from sluice.workflow.blocks.base import Block
+from sluice.workflow.binding import BoundStep
+from sluice.workflow.blocks.base import Block, BlockContext, Element
 from sluice.workflow.kinds import Kind
-from sluice.workflow.validate import BoundOutput, BoundStep
+from sluice.workflow.outputs import collect_outputs, output_lineage
+from sluice.workflow.parameters import ParameterSpec, parameter_uses, resolve_parameters
+from sluice.workflow.runtime import RunState
+from sluice.workflow.validate import BoundOutput
+
+MAX_PARALLEL_STEPS = 4
+DEFAULT_STREAM = "default"
 
 
 @dataclass(frozen=True)
@@ -30,6 +43,17 @@ def _check_images(images: Sequence[np.ndarray]) -> None:
             raise InvalidArgument(f"image {index}: expected shape [H, W, 3], got {image.shape}")
 
 
+def _check_metadata(metadata: Sequence[Mapping[str, Any]] | None, count: int) -> list[Mapping[str, Any]]:
+    if metadata is None:
+        return [{} for _ in range(count)]
+    if len(metadata) != count:
+        raise InvalidArgument(f"metadata: expected one entry per image ({count}), got {len(metadata)}")
+    for index, entry in enumerate(metadata):
+        if not isinstance(entry, Mapping):
+            raise InvalidArgument(f"metadata {index}: expected a dict, got {type(entry).__name__}")
+    return list(metadata)
+
+
 class CompiledWorkflow:
     """A checked workflow, ready to run; safe to share between threads."""
 
@@ -37,96 +61,80 @@ class CompiledWorkflow:
         self,
         digest: str,
         image_input: str,
-        parameters: Mapping[str, Any],
-        steps: Sequence[ReadyStep],
+        parameters: Mapping[str, ParameterSpec],
+        layers: Sequence[Sequence[ReadyStep]],
         outputs: Sequence[BoundOutput],
+        context: BlockContext,
     ) -> None:
         self.digest = digest
         self.image_input = image_input
-        self.parameters = dict(parameters)
-        self._steps = tuple(steps)
+        self.image_input_name = image_input
+        """The name of the workflow's image input (images are passed to `run` by position)."""
+        self.parameter_specs = dict(parameters)
+        self.parameters: dict[str, Any] = {name: spec.default for name, spec in parameters.items()}
+        """Parameter name -> default value (None when it has none)."""
+        self._layers = tuple(tuple(layer) for layer in layers)
+        self._steps = {ready.bound.name: ready.bound for layer in self._layers for ready in layer}
+        self._uses = parameter_uses(self._steps)
         self._outputs = tuple(outputs)
+        self._context = context
         self.output_names: tuple[str, ...] = tuple(o.name for o in outputs)
-        self.image_outputs: tuple[str, ...] = tuple(o.name for o in outputs if o.kind == Kind.IMAGE)
+        self.image_outputs: tuple[str, ...] = tuple(
+            o.name for o in outputs if o.kind == Kind.IMAGE and not output_lineage(o, self._steps)
+        )
+        """Outputs that are one image per input image (what a worker saves as image files)."""
 
-    def _parameters(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
-        values = dict(self.parameters)
-        for name, value in (params or {}).items():
-            if name not in self.parameters:
-                known = ", ".join(sorted(self.parameters)) or "none"
-                raise InvalidArgument(f"unknown parameter {name!r}; workflow parameters: {known}")
-            values[name] = value
-        return values
+    @property
+    def step_names(self) -> tuple[str, ...]:
+        """Steps in the order they run."""
+        return tuple(ready.bound.name for layer in self._layers for ready in layer)
 
-    def _resolve(
-        self,
-        step: BoundStep,
-        parameters: Mapping[str, Any],
-        images: Sequence[np.ndarray],
-        results: Mapping[str, list[dict[str, Any]]],
-    ) -> list[dict[str, Any]]:
-        """One dict of property values per image for `step`."""
-        shared: dict[str, Any] = {}
-        per_image: dict[str, list[Any]] = {}
-        for name, binding in step.bindings.items():
-            selector = binding.selector
-            if selector is None:
-                shared[name] = binding.literal
-            elif selector.source == "steps":
-                per_image[name] = [out[selector.output] for out in results[selector.name]]
-            elif selector.name == self.image_input:
-                per_image[name] = list(images)
-            else:
-                value = parameters[selector.name]
-                prop = step.manifest.properties[name]
-                try:
-                    if value is None and prop.required:
-                        raise ValueError(f"parameter {selector.name!r} has no value")
-                    if value is not None and prop.check is not None:
-                        prop.check(value)
-                except ValueError as error:
-                    raise InvalidArgument(f"step {step.name!r}: property {name!r}: {error}") from None
-                shared[name] = value
-        return [
-            {**shared, **{name: values[i] for name, values in per_image.items()}} for i in range(len(images))
-        ]
+    def _run_step(self, ready: ReadyStep, state: RunState) -> tuple[list[Element], list[Any]]:
+        elements = state.elements(ready.bound.lineage)
+        if not elements:
+            return elements, []
+        outputs = ready.block.run(state.inputs_for(ready.bound, elements), elements)
+        return elements, list(outputs)
+
+    def _run_layer(self, layer: Sequence[ReadyStep], state: RunState) -> None:
+        if len(layer) == 1:
+            results = [self._run_step(layer[0], state)]
+        else:
+            with ThreadPoolExecutor(min(len(layer), MAX_PARALLEL_STEPS), "sluice-step") as pool:
+                results = list(pool.map(lambda ready: self._run_step(ready, state), layer))
+        for ready, (elements, outputs) in zip(layer, results, strict=True):
+            state.store(ready.bound, elements, outputs)
 
     def run(
-        self, images: Sequence[np.ndarray], params: Mapping[str, Any] | None = None
+        self,
+        images: Sequence[np.ndarray],
+        params: Mapping[str, Any] | None = None,
+        metadata: Sequence[Mapping[str, Any]] | None = None,
     ) -> list[dict[str, Any]]:
         """BGR uint8 images [H, W, 3] -> one dict per image mapping output name -> value.
 
-        Image outputs are BGR arrays; detections are `sv.Detections` in that image's pixels.
+        `params` override parameter defaults (unknown names and wrong types raise
+        InvalidArgument). `metadata`, one dict per image, may carry `video_id` (the stream a
+        tracker keeps its state for; "default" when absent), `frame_number` and `image_id` (the
+        `parent_id` of what is found in the image; the image input's name when absent).
+        Image outputs are BGR arrays; detections are `sv.Detections` in the pixels of the
+        image (or crop) they were found in; outputs made per crop are nested in lists (see
+        README.md).
         """
         _check_images(images)
+        entries = _check_metadata(metadata, len(images))
+        parameters = resolve_parameters(self.parameter_specs, self._uses, params, self._context.models)
         if not images:
             return []
-        parameters = self._parameters(params)
-        results: dict[str, list[dict[str, Any]]] = {}
-        for ready in self._steps:
-            batch = self._resolve(ready.bound, parameters, images, results)
-            outputs = ready.block.run(batch)
-            if len(outputs) != len(images):
-                raise RuntimeError(
-                    f"step {ready.bound.name!r} returned {len(outputs)} results for {len(images)} images"
-                )
-            results[ready.bound.name] = outputs
-        return [self._collect(index, images, parameters, results) for index in range(len(images))]
+        state = RunState(images, entries, self.image_input, parameters, self._steps)
+        for layer in self._layers:
+            self._run_layer(layer, state)
+        return [collect_outputs(state, self._outputs, self._steps, i) for i in range(len(images))]
 
-    def _collect(
-        self,
-        index: int,
-        images: Sequence[np.ndarray],
-        parameters: Mapping[str, Any],
-        results: Mapping[str, list[dict[str, Any]]],
-    ) -> dict[str, Any]:
-        collected: dict[str, Any] = {}
-        for output in self._outputs:
-            selector = output.selector
-            if selector.source == "steps":
-                collected[output.name] = results[selector.name][index][selector.output]
-            elif selector.name == self.image_input:
-                collected[output.name] = images[index]
-            else:
-                collected[output.name] = parameters[selector.name]
-        return collected
+    def end_stream(self, video_id: str = DEFAULT_STREAM) -> None:
+        """Forget what stateful blocks (trackers) keep for one video stream."""
+        for layer in self._layers:
+            for ready in layer:
+                end = getattr(ready.block, "end_stream", None)
+                if callable(end):
+                    end(video_id)

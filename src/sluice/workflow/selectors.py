@@ -10,6 +10,7 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_\-]*"
 _INPUT = re.compile(rf"^\$inputs\.({_NAME})$")
 _STEP = re.compile(rf"^\$steps\.({_NAME})\.({_NAME}|\*)$")
 NAME_PATTERN = re.compile(rf"^{_NAME}$")
+WILDCARD = "*"
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,11 @@ class Selector:
     source: Literal["inputs", "steps"]
     name: str
     output: str = ""
+    """The step output, or `*` for all of them (a wildcard, allowed in workflow outputs)."""
+
+    @property
+    def is_wildcard(self) -> bool:
+        return self.output == WILDCARD
 
     def __str__(self) -> str:
         if self.source == "inputs":
@@ -35,7 +41,5 @@ def parse_selector(value: str) -> Selector:
     if match := _INPUT.match(value):
         return Selector("inputs", match.group(1))
     if match := _STEP.match(value):
-        if match.group(2) == "*":
-            raise ValueError(f"wildcard selector {value!r} is not supported; name one output")
         return Selector("steps", match.group(1), match.group(2))
     raise ValueError(f"malformed selector {value!r} (expected $inputs.<name> or $steps.<step>.<output>)")

@@ -14,6 +14,8 @@ from sluice.workflow.selectors import NAME_PATTERN
 
 IMAGE_INPUT_TYPES = frozenset({"WorkflowImage", "InferenceImage"})
 PARAMETER_INPUT_TYPES = frozenset({"WorkflowParameter", "InferenceParameter"})
+VIDEO_METADATA_INPUT_TYPES = frozenset({"WorkflowVideoMetadata"})
+INPUT_TYPES = IMAGE_INPUT_TYPES | PARAMETER_INPUT_TYPES | VIDEO_METADATA_INPUT_TYPES
 OUTPUT_TYPES = frozenset({"JsonField"})
 
 
@@ -22,10 +24,16 @@ class InputSpec:
     type: str
     name: str
     default_value: Any = None
+    kind: tuple[str, ...] = ()
+    """Declared kinds of a parameter (Roboflow's `kind`), by name; empty when not declared."""
 
     @property
     def is_image(self) -> bool:
         return self.type in IMAGE_INPUT_TYPES
+
+    @property
+    def is_parameter(self) -> bool:
+        return self.type in PARAMETER_INPUT_TYPES
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,21 @@ def _entries(definition: dict[str, Any], section: str) -> list[dict[str, Any]]:
     return entries
 
 
+def _kind_names(entry: dict[str, Any]) -> tuple[str, ...]:
+    """An input's declared `kind`: a name, or a list of names or of {"name": ...} objects."""
+    raw = entry.get("kind")
+    if raw is None:
+        return ()
+    items = raw if isinstance(raw, list) else [raw]
+    names = []
+    for item in items:
+        name = item.get("name") if isinstance(item, dict) else item
+        if not isinstance(name, str) or not name:
+            raise InvalidArgument(f"input {entry['name']!r}: property 'kind' must be kind names, got {raw!r}")
+        names.append(name)
+    return tuple(names)
+
+
 def parse_workflow(definition: dict[str, Any]) -> WorkflowSpec:
     """Check the shape of a definition and return it as a WorkflowSpec."""
     if "dynamic_blocks_definitions" in definition:
@@ -89,7 +112,7 @@ def parse_workflow(definition: dict[str, Any]) -> WorkflowSpec:
     if not isinstance(version, str) or not version:
         raise InvalidArgument("workflow needs a 'version' string (e.g. \"1.0\")")
     inputs = tuple(
-        InputSpec(entry["type"], entry["name"], entry.get("default_value"))
+        InputSpec(entry["type"], entry["name"], entry.get("default_value"), _kind_names(entry))
         for entry in _entries(definition, "inputs")
     )
     steps = tuple(
@@ -104,7 +127,7 @@ def parse_workflow(definition: dict[str, Any]) -> WorkflowSpec:
     for index, entry in enumerate(_entries(definition, "outputs")):
         selector = entry.get("selector")
         if not isinstance(selector, str):
-            raise InvalidArgument(f"output {entry['name']!r} needs a 'selector' string")
+            raise InvalidArgument(f"output {entry['name']!r}: property 'selector' must be a selector string")
         if entry["type"] not in OUTPUT_TYPES:
             raise InvalidArgument(
                 f"outputs[{index}] {entry['name']!r}: unknown output type {entry['type']!r}"

@@ -5,54 +5,32 @@ Also accepted as roboflow_core/bounding_box_visualization@v1.
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Sequence
 from typing import Any
 
 import supervision as sv
 
-from sluice.workflow.blocks.base import (
-    BlockContext,
-    BlockManifest,
-    Property,
-    check_one_of,
-    check_positive_int,
-)
+from sluice.workflow.blocks.base import BlockManifest, Element, Property
+from sluice.workflow.blocks.checks import check_one_of, check_positive_int
 from sluice.workflow.kinds import Kind
 
 PALETTES = ("DEFAULT", "ROBOFLOW", "LEGACY")
-COLOR_AXES = {"CLASS": sv.ColorLookup.CLASS, "INDEX": sv.ColorLookup.INDEX}
+COLOR_AXES = {"CLASS": sv.ColorLookup.CLASS, "INDEX": sv.ColorLookup.INDEX, "TRACK": sv.ColorLookup.TRACK}
 
 
 class BoundingBoxVisualization:
     """Draws each image's predictions with `sv.BoxAnnotator`; the input image is left as is."""
 
-    def __init__(self, context: BlockContext) -> None:
-        self._lock = threading.Lock()
-        self._annotators: dict[tuple[int, str, str], sv.BoxAnnotator] = {}
-
-    def _annotator(self, thickness: int, palette: str, axis: str) -> sv.BoxAnnotator:
-        key = (thickness, palette, axis)
-        with self._lock:
-            annotator = self._annotators.get(key)
-            if annotator is None:
-                annotator = sv.BoxAnnotator(
-                    color=getattr(sv.ColorPalette, palette),
-                    thickness=thickness,
-                    color_lookup=COLOR_AXES[axis],
-                )
-                self._annotators[key] = annotator
-            return annotator
-
-    def run(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def run(self, batch: list[dict[str, Any]], elements: Sequence[Element]) -> list[dict[str, Any]]:
         results = []
         for item in batch:
-            annotator = self._annotator(item["thickness"], item["color_palette"], item["color_axis"])
+            annotator = sv.BoxAnnotator(
+                color=getattr(sv.ColorPalette, item["color_palette"]),
+                thickness=item["thickness"],
+                color_lookup=COLOR_AXES[item["color_axis"]],
+            )
             results.append({"image": annotator.annotate(item["image"].copy(), item["predictions"])})
         return results
-
-
-def _build(context: BlockContext) -> BoundingBoxVisualization:
-    return BoundingBoxVisualization(context)
 
 
 MANIFEST = BlockManifest(
@@ -66,6 +44,7 @@ MANIFEST = BlockManifest(
         "color_axis": Property((Kind.PARAMETER,), default="CLASS", check=check_one_of(*COLOR_AXES)),
     },
     outputs={"image": Kind.IMAGE},
-    build=_build,
+    build=BoundingBoxVisualization,
     ignored=frozenset({"copy_image", "palette_size", "custom_colors"}),
+    type_aliases=("roboflow_core/bounding_box_visualization@v1", "BoundingBoxVisualization"),
 )

@@ -1,0 +1,1 @@
+"""Versions of this block: v1.py."""
