@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from collections.abc import Sequence
 
 from sluice import runtime
 from sluice.config import Settings
+from sluice.models.backends import InferenceBackend
+from sluice.models.backends.current import set_backend
+from sluice.models.backends.onnxruntime_backend import OnnxRuntimeBackend
+from sluice.models.backends.triton_backend import TritonBackend
 from sluice_worker.options import MACHINE_TYPES, WorkerOptions, default_worker_id
 from sluice_worker.worker import Worker
 
@@ -22,6 +27,12 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerOptions:
         "--health-address", default="127.0.0.1:0", help="host:port of the gRPC health service"
     )
     parser.add_argument("--ort-threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    parser.add_argument(
+        "--triton-url",
+        default=os.environ.get("SLUICE_TRITON_URL") or None,
+        help="host:port of a Triton Inference Server (gRPC) to run models on, instead of ONNX Runtime "
+        "in this process (default: $SLUICE_TRITON_URL)",
+    )
     parser.add_argument("--worker-id", default=None)
     parser.add_argument("--batch-size", type=int, default=8, help="images per workflow run")
     args = parser.parse_args(argv)
@@ -29,19 +40,30 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerOptions:
         parser.error("--workers-per-machine must be at least 1")
     if args.ort_threads is not None and args.ort_threads < 1:
         parser.error("--ort-threads must be at least 1")
+    if args.triton_url is not None and (not args.triton_url or "://" in args.triton_url):
+        parser.error("--triton-url must be host:port (gRPC), e.g. triton:8001")
     return WorkerOptions(
         machine_type=args.machine_type,
         slots=args.workers_per_machine,
         health_address=args.health_address or None,
         ort_threads=args.ort_threads,
+        triton_url=args.triton_url,
         worker_id=args.worker_id or default_worker_id(),
         batch_size=args.batch_size,
     )
 
 
+def inference_backend(options: WorkerOptions) -> InferenceBackend:
+    """Where this worker's models run: Triton when an address is given, else ONNX Runtime."""
+    if options.triton_url:
+        return TritonBackend(options.triton_url)
+    return OnnxRuntimeBackend(options.ort_threads)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     options = parse_args(argv)
     settings = Settings.from_env()
+    set_backend(inference_backend(options))
 
     async def serve(stop: asyncio.Event) -> None:
         await Worker(settings, options).run(stop)

@@ -23,6 +23,9 @@ class WorkerOptions:
     health_address: str | None = None
     """host:port for the gRPC health service; None serves none."""
     ort_threads: int | None = None
+    """ONNX Runtime intra-op threads (models run in-process unless `triton_url` is set)."""
+    triton_url: str | None = None
+    """host:port of a Triton Inference Server's gRPC endpoint: models run there instead."""
     worker_id: str = field(default_factory=default_worker_id)
     batch_size: int = 8
     """Images per workflow run."""
@@ -37,6 +40,8 @@ class WorkerOptions:
             raise ValueError(f"machine type must be one of {', '.join(MACHINE_TYPES)}")
         if self.slots < 1 or self.batch_size < 1:
             raise ValueError("slots and batch size must be at least 1")
+        if self.triton_url is not None and (not self.triton_url or "://" in self.triton_url):
+            raise ValueError("the Triton address must be host:port")
 
     @property
     def machine_type_enum(self) -> common_pb2.MachineType:

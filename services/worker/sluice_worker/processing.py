@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from sluice import storage
-from sluice.errors import InvalidArgument
+from sluice.errors import InvalidArgument, Unavailable
 from sluice.v1 import tasks_pb2
 from sluice.workflow import CompiledWorkflow, to_json_value
 from sluice_worker.inputs import LoadedInput, load_inputs
@@ -53,11 +53,12 @@ def _run_workflow(
     """Outputs per image, or an error reason for each image the workflow fails on.
 
     A failing batch is retried one image at a time so that one bad image fails alone.
-    InvalidArgument (the workflow refuses its parameters) fails every image alike: raised.
+    InvalidArgument (the workflow refuses its parameters) fails every image alike, and
+    Unavailable (the inference server is down) is worth retrying the task for: both raised.
     """
     try:
         return list(workflow.run(images, params))
-    except InvalidArgument:
+    except (InvalidArgument, Unavailable):
         raise
     except Exception as error:
         if len(images) == 1:

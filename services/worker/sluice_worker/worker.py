@@ -23,7 +23,7 @@ from nats.js import JetStreamContext
 from sluice import messaging
 from sluice.auth import KeyRing
 from sluice.config import Settings
-from sluice.errors import InvalidArgument
+from sluice.errors import InvalidArgument, Unavailable
 from sluice.grpc_server import start_server, stop_server
 from sluice.v1 import tasks_pb2
 from sluice.workflow import compile_workflow
@@ -201,6 +201,9 @@ class Worker:
             return
         except OSError as error:
             await self._retry(msg, result, f"object store error: {error}")
+            return
+        except Unavailable as error:
+            await self._retry(msg, result, f"inference backend unavailable: {error.message}")
             return
         finally:
             keep_alive.cancel()

@@ -24,3 +24,10 @@ def set_backend(backend: InferenceBackend) -> None:
     global _current
     with _lock:
         _current = backend
+
+
+def reset_backend() -> None:
+    """Back to the default (ONNX Runtime, created on next use): tests, a process reconfigured."""
+    global _current
+    with _lock:
+        _current = None
