@@ -1,8 +1,8 @@
-"""Test helpers for models: a crafted YOLOv8-layout ONNX model and scikit-image photographs."""
+"""Test helpers for models: crafted ONNX models with known outputs, and scikit-image photographs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cv2
@@ -40,32 +40,60 @@ def yolov8_output(
     return out
 
 
-def constant_yolov8_model(path: Path, output: np.ndarray, input_size: tuple[int, int] = (640, 640)) -> Path:
-    """An ONNX model: images [N, 3, H, W] -> `output` [1, 4 + C, A] repeated N times.
+def constant_model(
+    path: Path,
+    output: np.ndarray,
+    input_shape: Sequence[int | str] = ("N", 3, 640, 640),
+    metadata: Mapping[str, str] | None = None,
+    input_name: str = "images",
+    output_name: str = "output0",
+) -> Path:
+    """An ONNX model: images `input_shape` [N, 3, H, W] -> `output` [1, ...] repeated N times.
 
     The output depends on the input (a zero times its mean is added) so its batch size follows
-    the input's.
+    the input's. `metadata` becomes the file's metadata_props. A fixed batch dimension in
+    `input_shape` is kept (the output's first dimension becomes the same).
     """
-    width, height = input_size
+    rank = output.ndim
+    batch = input_shape[0]
     nodes = [
-        helper.make_node("ReduceMean", ["images"], ["mean"], axes=[1, 2, 3], keepdims=1),
-        helper.make_node("Reshape", ["mean", "shape"], ["mean3"]),
-        helper.make_node("Mul", ["mean3", "zero"], ["zeros"]),
-        helper.make_node("Add", ["zeros", "boxes"], ["output0"]),
+        helper.make_node("ReduceMean", [input_name], ["mean"], axes=[1, 2, 3], keepdims=1),
+        helper.make_node("Reshape", ["mean", "shape"], ["mean_n"]),
+        helper.make_node("Mul", ["mean_n", "zero"], ["zeros"]),
+        helper.make_node("Add", ["zeros", "constant"], [output_name]),
     ]
     graph = helper.make_graph(
         nodes,
-        "constant_yolov8",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, height, width])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["N", *output.shape[1:]])],
+        "constant",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, list(input_shape))],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [batch, *output.shape[1:]])],
         initializer=[
-            numpy_helper.from_array(np.array([-1, 1, 1], dtype=np.int64), "shape"),
+            numpy_helper.from_array(np.array([-1] + [1] * (rank - 1), dtype=np.int64), "shape"),
             numpy_helper.from_array(np.zeros((1,), dtype=np.float32), "zero"),
-            numpy_helper.from_array(output.astype(np.float32), "boxes"),
+            numpy_helper.from_array(output.astype(np.float32), "constant"),
         ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
+    if metadata:
+        helper.set_model_props(model, dict(metadata))
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+def constant_yolov8_model(path: Path, output: np.ndarray, input_size: tuple[int, int] = (640, 640)) -> Path:
+    """A YOLOv8-layout model: images [N, 3, H, W] -> `output` [1, 4 + C, A] repeated N times."""
+    width, height = input_size
+    return constant_model(path, output, ("N", 3, height, width))
+
+
+def ctc_scores(classes: Sequence[int], best: Sequence[float], num_classes: int) -> np.ndarray:
+    """A CTC output [1, T, C]: step t gives class `classes[t]` probability `best[t]`, and shares
+    the rest evenly among the other classes."""
+    steps = len(classes)
+    out = np.empty((1, steps, num_classes), dtype=np.float32)
+    for t, (cls, prob) in enumerate(zip(classes, best, strict=True)):
+        out[0, t] = (1 - prob) / (num_classes - 1)
+        out[0, t, cls] = prob
+    return out

@@ -91,7 +91,7 @@ def test_letterbox_places_a_wide_image_in_the_middle(crafted_spec: ModelSpec) ->
 
 
 def test_crafted_model_decodes_to_the_known_boxes(crafted_spec: ModelSpec) -> None:
-    detector = Detector(crafted_spec, load_session(crafted_spec.path))
+    detector = Detector(crafted_spec)
     (found,) = detector.detect([np.zeros((*WIDE, 3), dtype=np.uint8)], confidence=0.4, iou=0.5)
     expected = [(box, cls, score) for box, cls, score, keep in KNOWN if keep]
     found = _sorted(found)
@@ -103,7 +103,7 @@ def test_crafted_model_decodes_to_the_known_boxes(crafted_spec: ModelSpec) -> No
 
 
 def test_each_image_of_a_batch_maps_back_to_its_own_size(crafted_spec: ModelSpec) -> None:
-    detector = Detector(crafted_spec, load_session(crafted_spec.path))
+    detector = Detector(crafted_spec)
     wide = np.zeros((*WIDE, 3), dtype=np.uint8)
     tall = np.zeros((640, 480, 3), dtype=np.uint8)  # scale 1, 80 columns of padding on the left
     first, second, third = detector.detect([wide, tall, wide], confidence=0.4)
@@ -163,6 +163,7 @@ def test_text_detector_spec_points_at_the_wheel() -> None:
     spec = get_model(TEXT_DETECTOR)
     assert spec.path.name == "ch_PP-OCRv4_det_infer.onnx" and spec.path.is_file()
     assert spec.output_layout == "dbnet" and spec.class_names == ("text",)
+    assert spec.task == "ocr-detection"
 
 
 def test_dynamic_inputs_are_multiples_of_32() -> None:

@@ -206,6 +206,14 @@ async def test_results_sent_while_the_scheduler_is_down_are_not_lost(mesh: Mesh,
         ({"batch_id": "nope"}, grpc.StatusCode.NOT_FOUND, "batch 'nope' not found"),
         ({"batch_id": "Bad Id"}, grpc.StatusCode.INVALID_ARGUMENT, "invalid batch id"),
         ({"job_id": "x" * 65}, grpc.StatusCode.INVALID_ARGUMENT, "invalid job id"),
+        (
+            {"workflow_params_json": '{"nope": 1}'},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "unknown parameter 'nope'",
+        ),
+        ({"workflow_params_json": "[1]"}, grpc.StatusCode.INVALID_ARGUMENT, "must be a JSON object"),
+        ({"image_input_name": "picture"}, grpc.StatusCode.INVALID_ARGUMENT, "image input is named 'image'"),
+        ({"image_outputs_to_save": ["annotated"]}, grpc.StatusCode.INVALID_ARGUMENT, "unknown image outputs"),
     ],
 )
 async def test_bad_jobs_are_refused(

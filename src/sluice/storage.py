@@ -1,8 +1,9 @@
 """The object store: one fsspec URL (file://... by default; s3://, gs://, az:// through fsspec).
 
-Objects of a batch live under `<store>/<workspace>/<batch id>/<object name>`. Writes go to a
-temporary name first and are moved into place, so a reader never sees half an object and a task
-that runs twice overwrites its own output.
+Objects of a batch live under `<store>/<workspace>/<batch id>/<object name>`, registered models
+under `<store>/<workspace>/.models/<model id>/`. Writes go to a temporary name first and are
+moved into place, so a reader never sees half an object and a task that runs twice overwrites its
+own output.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ class ObjectStore:
 
     def batch_url(self, workspace: str, batch_id: str) -> str:
         return posixpath.join(self.url.rstrip("/"), workspace, batch_id)
+
+    def model_url(self, workspace: str, model_id: str) -> str:
+        """Where a registered model's files live: `<store>/<workspace>/.models/<model id>`.
+
+        Batch ids never start with '.', so this never meets a batch.
+        """
+        return posixpath.join(self.url.rstrip("/"), workspace, ".models", model_id)
 
 
 def filesystem(url: str) -> tuple[AbstractFileSystem, str]:

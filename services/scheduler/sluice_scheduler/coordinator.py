@@ -10,13 +10,17 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from nats.js import JetStreamContext
 
-from sluice.errors import FailedPrecondition, InvalidArgument
+from sluice.errors import FailedPrecondition, InvalidArgument, NotFound
 from sluice.ids import new_id, validate_id
 from sluice.messaging import task_subject
+from sluice.models.catalog import MappingCatalog, ModelCatalog
+from sluice.models.references import referenced_model_ids
+from sluice.models.registry import known_models
 from sluice.storage import ObjectStore
 from sluice.v1 import common_pb2, events_pb2, scheduler_pb2, tasks_pb2
 from sluice.workflow import CompiledWorkflow, compile_workflow
@@ -77,8 +81,10 @@ class Coordinator:
         validate_id(request.workflow_id, "workflow id")
         validate_id(request.batch_id, "batch id")
         workflow = await self.repo.workflow(workspace, request.workflow_id)
-        compiled = compile_workflow(workflow["definition"])
-        params_json = job_parameters(compiled, request)
+        params = parse_parameters(request.workflow_params_json)
+        models = await self.catalog(workspace, workflow["definition"], params)
+        compiled = compile_workflow(workflow["definition"], models=models)
+        params_json = job_parameters(compiled, request, params)
         save_images = request.save_image_outputs or bool(request.image_outputs_to_save)
         batch = await self.staging.batch(workspace, request.batch_id)
         if batch.type != common_pb2.BATCH_TYPE_IMAGES:
@@ -145,6 +151,19 @@ class Coordinator:
         )
         await self.publish_pending()
         return job_id
+
+    async def catalog(
+        self, workspace: str, definition: str, params: dict[str, Any] | None = None
+    ) -> ModelCatalog:
+        """Built-in models plus the workspace's registered models that `definition` names."""
+        ids = referenced_model_ids(json.loads(definition), params) - set(known_models())
+        found = {}
+        for model_id in sorted(ids):
+            try:
+                found[model_id] = await self.staging.model_spec(workspace, model_id)
+            except NotFound:
+                continue  # the compiler refuses it, naming the step and property
+        return MappingCatalog(found)
 
     async def publish_pending(self) -> int:
         """Publish every task written but not yet published; returns how many went out."""
@@ -277,7 +296,20 @@ class Coordinator:
         return f"{who}: the {stage.name} stage waits until one starts"
 
 
-def job_parameters(compiled: CompiledWorkflow, request: scheduler_pb2.CreateJobRequest) -> str:
+def parse_parameters(text: str) -> dict[str, Any]:
+    """A job's workflow parameters: a JSON object (empty text: none)."""
+    try:
+        params = json.loads(text or "{}")
+    except json.JSONDecodeError as error:
+        raise InvalidArgument(f"workflow parameters are not valid JSON: {error}") from None
+    if not isinstance(params, dict):
+        raise InvalidArgument("workflow parameters must be a JSON object")
+    return params
+
+
+def job_parameters(
+    compiled: CompiledWorkflow, request: scheduler_pb2.CreateJobRequest, params: dict[str, Any]
+) -> str:
     """Check the job's workflow parameters and image options; returns the parameters as JSON."""
     image_input = compiled.image_input_name
     if request.image_input_name and request.image_input_name != image_input:
@@ -290,18 +322,7 @@ def job_parameters(compiled: CompiledWorkflow, request: scheduler_pb2.CreateJobR
         raise InvalidArgument(
             f"unknown image outputs {', '.join(unknown)}; the workflow's image outputs: {known}"
         )
-    try:
-        params = json.loads(request.workflow_params_json or "{}")
-    except json.JSONDecodeError as error:
-        raise InvalidArgument(f"workflow parameters are not valid JSON: {error}") from None
-    if not isinstance(params, dict):
-        raise InvalidArgument("workflow parameters must be a JSON object")
-    unknown_params = sorted(set(params) - set(compiled.parameters))
-    if unknown_params:
-        known = ", ".join(sorted(compiled.parameters)) or "none"
-        raise InvalidArgument(
-            f"unknown workflow parameters {', '.join(unknown_params)}; the workflow's: {known}"
-        )
+    compiled.check_parameters(params)
     return json.dumps(params, sort_keys=True)
 
 

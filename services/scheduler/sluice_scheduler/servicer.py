@@ -23,8 +23,9 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     ) -> scheduler_pb2.Workflow:
         validate_id(request.workflow_id, "workflow id")
         definition = canonical_json(request.definition_json)
-        compile_workflow(definition)
-        row = await self.repo.save_workflow(current_workspace(), request.workflow_id, definition)
+        workspace = current_workspace()
+        compile_workflow(definition, models=await self.coordinator.catalog(workspace, definition))
+        row = await self.repo.save_workflow(workspace, request.workflow_id, definition)
         return convert.workflow(row)
 
     async def ListWorkflows(

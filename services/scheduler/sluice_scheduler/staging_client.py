@@ -6,7 +6,9 @@ import grpc
 
 from sluice.clients import aio_channel, internal_metadata, staging_stub
 from sluice.errors import from_rpc_error
-from sluice.v1 import common_pb2, staging_pb2
+from sluice.models.spec import ModelSpec
+from sluice.models.spec_json import spec_from_json
+from sluice.v1 import common_pb2, models_pb2, models_pb2_grpc, staging_pb2
 
 CALL_DEADLINE_S = 30.0
 
@@ -15,6 +17,7 @@ class StagingClient:
     def __init__(self, address: str, internal_token: str) -> None:
         self._channel = aio_channel(address)
         self._stub = staging_stub(self._channel)
+        self._models = models_pb2_grpc.ModelServiceStub(self._channel)
         self._token = internal_token
 
     async def close(self) -> None:
@@ -77,3 +80,15 @@ class StagingClient:
             )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
+
+    async def model_spec(self, workspace: str, model_id: str) -> ModelSpec:
+        """A registered model's spec from the registry (NotFound naming it when unknown)."""
+        try:
+            model = await self._models.GetModel(
+                models_pb2.GetModelRequest(model_id=model_id),
+                metadata=self._md(workspace),
+                timeout=CALL_DEADLINE_S,
+            )
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        return spec_from_json(model.spec_json, model_id=model_id)

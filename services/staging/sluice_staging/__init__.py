@@ -1,1 +1,2 @@
-"""The staging service: batches of input and output, their parts and objects, uploads and expiry."""
+"""The staging service: batches of input and output, their parts and objects, uploads and expiry;
+and the model registry (it owns stored bytes)."""

@@ -15,7 +15,9 @@ from sluice import db, grpc_server, messaging
 from sluice.auth import KeyRing
 from sluice.config import Settings
 from sluice.storage import ObjectStore
-from sluice.v1 import staging_pb2_grpc
+from sluice.v1 import models_pb2_grpc, staging_pb2_grpc
+from sluice_staging.model_repository import ModelRepository
+from sluice_staging.models_servicer import ModelServicer
 from sluice_staging.repository import Repository
 from sluice_staging.servicer import StagingOptions, StagingServicer
 
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA = "staging"
 SERVICE_NAME = "sluice.v1.StagingService"
+MODEL_SERVICE_NAME = "sluice.v1.ModelService"
 
 
 @dataclass
@@ -44,7 +47,8 @@ class RunningStaging:
 
 
 async def start(settings: Settings, address: str, options: StagingOptions) -> RunningStaging:
-    """Migrate the schema, connect NATS and serve StagingService at `address` (port 0: any)."""
+    """Migrate the schema, connect NATS and serve StagingService and ModelService at `address`
+    (port 0: any)."""
     if not settings.database_url or not settings.store_url:
         raise ValueError("staging needs SLUICE_DATABASE_URL and SLUICE_STORE_URL")
     async with contextlib.AsyncExitStack() as cleanup:
@@ -55,9 +59,14 @@ async def start(settings: Settings, address: str, options: StagingOptions) -> Ru
         cleanup.push_async_callback(nc.close)
         js = nc.jetstream()
         await messaging.ensure_streams(js)
-        servicer = StagingServicer(Repository(pool), ObjectStore(settings.store_url), js, options)
+        store = ObjectStore(settings.store_url)
+        servicer = StagingServicer(Repository(pool), store, js, options)
+        models = ModelServicer(ModelRepository(pool), store, options.max_model_bytes)
         server, health, port = await grpc_server.start_server(
-            [(staging_pb2_grpc.add_StagingServiceServicer_to_server, servicer, SERVICE_NAME)],
+            [
+                (staging_pb2_grpc.add_StagingServiceServicer_to_server, servicer, SERVICE_NAME),
+                (models_pb2_grpc.add_ModelServiceServicer_to_server, models, MODEL_SERVICE_NAME),
+            ],
             address,
             KeyRing(settings.api_keys_file, settings.internal_token),
         )

@@ -22,6 +22,7 @@ from sluice.auth import INTERNAL_TOKEN_HEADER
 from sluice.errors import InvalidArgument, NotFound, PermissionDenied
 from sluice.grpc_server import current_workspace
 from sluice.ids import validate_id
+from sluice.models.stored import MAX_MODEL_BYTES
 from sluice.v1 import staging_pb2, staging_pb2_grpc
 from sluice_staging import events
 from sluice_staging.batches import (
@@ -47,11 +48,12 @@ CONTENT_PAGE = (1000, 10000)  # default and largest page of ListBatchContent
 
 @dataclass(frozen=True)
 class StagingOptions:
-    """How staging cuts and keeps batches."""
+    """How staging cuts and keeps batches, and the largest model file it registers."""
 
     part_size: int = DEFAULT_PART_SIZE
     batch_ttl: timedelta = DEFAULT_TTL
     max_file_bytes: int = MAX_FILE_BYTES
+    max_model_bytes: int = MAX_MODEL_BYTES
 
 
 def _page_size(requested: int, sizes: tuple[int, int]) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sluice.v1 import common_pb2
 
@@ -27,6 +28,8 @@ class WorkerOptions:
     triton_url: str | None = None
     """host:port of a Triton Inference Server's gRPC endpoint: models run there instead."""
     worker_id: str = field(default_factory=default_worker_id)
+    model_cache_dir: Path | None = None
+    """Where registered models are downloaded to; None: a folder under the system temp dir."""
     batch_size: int = 8
     """Images per workflow run."""
     fetch_timeout_s: float = 1.0

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import nats.errors
@@ -25,6 +27,7 @@ from sluice.auth import KeyRing
 from sluice.config import Settings
 from sluice.errors import InvalidArgument, Unavailable
 from sluice.grpc_server import start_server, stop_server
+from sluice.models.store_catalog import StoreCatalog
 from sluice.v1 import tasks_pb2
 from sluice.workflow import compile_workflow
 from sluice_worker.options import WorkerOptions
@@ -43,6 +46,16 @@ class Worker:
         self._in_flight: dict[int, Msg] = {}
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+        self._catalogs: dict[str, StoreCatalog] = {}
+
+    def _catalog(self, workspace: str) -> StoreCatalog:
+        """The workspace's models: built-ins, and registered ones fetched from the store once."""
+        catalog = self._catalogs.get(workspace)
+        if catalog is None:
+            root = self.options.model_cache_dir or Path(tempfile.gettempdir()) / "sluice-models"
+            catalog = StoreCatalog(workspace, self.settings.store_url, root / workspace)
+            self._catalogs[workspace] = catalog
+        return catalog
 
     @property
     def busy_slots(self) -> int:
@@ -189,7 +202,11 @@ class Worker:
             await self._reject(msg, result, "task has no task_id or output_url")
             return
         try:
-            workflow = compile_workflow(task.workflow_json, intra_op_threads=self.options.ort_threads)
+            workflow = compile_workflow(
+                task.workflow_json,
+                intra_op_threads=self.options.ort_threads,
+                models=self._catalog(task.workspace),
+            )
         except InvalidArgument as error:
             await self._reject(msg, result, f"invalid workflow: {error.message}")
             return

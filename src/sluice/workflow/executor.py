@@ -105,6 +105,14 @@ class CompiledWorkflow:
         for ready, (elements, outputs) in zip(layer, results, strict=True):
             state.store(ready.bound, elements, outputs)
 
+    def check_parameters(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Every parameter's value for a run with `params` (defaults filled in).
+
+        Raises InvalidArgument naming an unknown parameter or one of the wrong type, as `run`
+        would, so a job can be refused before any image is processed.
+        """
+        return resolve_parameters(self.parameter_specs, self._uses, params, self._context.models)
+
     def run(
         self,
         images: Sequence[np.ndarray],
