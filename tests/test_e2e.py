@@ -21,11 +21,13 @@ import numpy as np
 import pytest
 
 from tests.images import photographs
+from tests.model_fixtures import constant_yolov8_model, yolov8_output
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKFLOW = ROOT / "examples" / "workflows" / "text-detection.json"
+WORKFLOW = ROOT / "examples" / "workflows" / "text-reading.json"
+DETECTION_ONLY = ROOT / "examples" / "workflows" / "text-detection.json"
 BAD = {"corrupt-0.jpg", "corrupt-1.jpg", "empty.jpg", "not-really.jpg"}
 IMAGE_COUNT = 300
 
@@ -193,6 +195,10 @@ def test_job_runs_and_exports_one_record_per_image(state: Path, tmp_path: Path) 
     assert all(errors.values())
     found = [r for r in records if r["status"] == "ok" and r["outputs"]["predictions"]["predictions"]]
     assert found, "the text detector found nothing in any photograph"
+    for record in found:  # the recognised text of each detection, in detection order
+        assert len(record["outputs"]["texts"]) == len(record["outputs"]["predictions"]["predictions"])
+    page = next(r for r in records if r["image"] == "img-0005.jpg")  # page.png, a page of text
+    assert any("segmentation" in text.lower() for text in page["outputs"]["texts"]), page["outputs"]
     annotated = list((target / "images").rglob("*.jpg"))
     assert len(annotated) == IMAGE_COUNT - len(BAD)
     again = sluice(
@@ -201,28 +207,104 @@ def test_job_runs_and_exports_one_record_per_image(state: Path, tmp_path: Path) 
     assert "0 downloaded" in again
 
 
-def test_csv_export(state: Path, tmp_path: Path) -> None:
+def test_csv_export_with_workflow_parameters(state: Path, tmp_path: Path) -> None:
+    sluice(state, "workflows", "create", "--workflow-id", "boxes", "--file", str(DETECTION_ONLY))
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"confidence": 0.6}))
     sluice(
         state,
         "batch-processing",
         "process-images-with-workflow",
         "--workflow-id",
-        "text",
+        "boxes",
         "--batch-id",
         "photos",
         "--job-id",
         "as-csv",
         "--aggregation-format",
         "csv",
+        "--workflow-params",
+        str(params),
         "--wait",
     )
-    sluice(
-        state, "data-staging", "export-batch", "--batch-id", "as-csv-export", "--target-dir", str(tmp_path)
-    )
-    with (tmp_path / "results.csv").open() as f:
+    target = tmp_path / "export"
+    sluice(state, "data-staging", "export-batch", "--batch-id", "as-csv-export", "--target-dir", str(target))
+    with (target / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == IMAGE_COUNT
     assert {r["image"] for r in rows if r["status"] == "error"} == BAD
+    confidences = [
+        p["confidence"]
+        for r in rows
+        if r["status"] == "ok"
+        for p in json.loads(r["predictions"])["predictions"]
+    ]
+    assert confidences and min(confidences) >= 0.6
+
+
+def test_registered_model_runs_in_a_job(state: Path, tmp_path: Path) -> None:
+    """A user's own YOLOv8 export: registered, stored, loaded by the worker from the store."""
+    boxes = [(100.0, 120.0, 80.0, 60.0), (400.0, 300.0, 120.0, 90.0)]
+    model = constant_yolov8_model(
+        tmp_path / "cars.onnx", yolov8_output(boxes, [0, 1], [0.9, 0.8], num_classes=2, extra_anchors=3)
+    )
+    sluice(
+        state,
+        "models",
+        "register",
+        "--model-id",
+        "acme/cars",
+        "--file",
+        str(model),
+        "--task",
+        "object-detection",
+        "--class-names",
+        "car,person",
+        "--input-size",
+        "640x640",
+    )
+    assert "acme/cars" in sluice(state, "models", "list").stdout
+    definition = json.loads(DETECTION_ONLY.read_text())
+    definition["steps"][0]["model_id"] = "acme/cars"
+    workflow = tmp_path / "cars.json"
+    workflow.write_text(json.dumps(definition))
+    sluice(state, "workflows", "create", "--workflow-id", "cars", "--file", str(workflow))
+    images = tmp_path / "square"
+    images.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(images / f"s{i}.png"), np.full((640, 640, 3), 40 * i, np.uint8))
+    sluice(
+        state, "data-staging", "create-batch-of-images", "--images-dir", str(images), "--batch-id", "square"
+    )
+    sluice(
+        state,
+        "batch-processing",
+        "process-images-with-workflow",
+        "--workflow-id",
+        "cars",
+        "--batch-id",
+        "square",
+        "--job-id",
+        "cars",
+        "--wait",
+    )
+    target = tmp_path / "export"
+    sluice(state, "data-staging", "export-batch", "--batch-id", "cars-export", "--target-dir", str(target))
+    records = [json.loads(line) for line in (target / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 3
+    for record in records:
+        found = sorted(
+            (p["class"], p["x"], p["y"], p["width"], p["height"])
+            for p in record["outputs"]["predictions"]["predictions"]
+        )
+        assert found == [("car", 100.0, 120.0, 80.0, 60.0), ("person", 400.0, 300.0, 120.0, 90.0)]
+    definition["steps"][0]["model_id"] = "acme/missing"
+    workflow.write_text(json.dumps(definition))
+    refused = sluice(
+        state, "workflows", "create", "--workflow-id", "broken", "--file", str(workflow), check=False
+    )
+    assert refused.returncode != 0
+    assert "detector" in refused.stderr and "model_id" in refused.stderr and "acme/missing" in refused.stderr
 
 
 def test_down_and_up_keeps_everything(state: Path) -> None:
