@@ -15,9 +15,12 @@ def main(folder: Path) -> None:
             print(f"  {record['image']:<24} error: {record['error']}")
             continue
         found = record["outputs"]["predictions"]["predictions"]
-        best = max((p["confidence"] for p in found), default=0.0)
-        note = f"{len(found):3d} text regions (best confidence {best:.2f})" if found else "  - nothing found"
-        print(f"  {record['image']:<24} {note}")
+        texts = [t for t in record["outputs"].get("texts", []) if t.strip()]
+        if not found:
+            print(f"  {record['image']:<24}   - no text found")
+            continue
+        shown = "; ".join(repr(t) for t in texts[:3]) + (" ..." if len(texts) > 3 else "")
+        print(f"  {record['image']:<24} {len(found):3d} text regions: {shown}")
     annotated = sorted((folder / "images").rglob("*.jpg")) if (folder / "images").exists() else []
     if annotated:
         print(f"{len(annotated)} annotated images in {folder / 'images'}")
