@@ -28,7 +28,7 @@ from sluice.models.classifier import load_classifier
 from sluice.models.detector import load_detector
 from sluice.models.preprocess import preprocess
 from sluice.models.recognizer import load_recognizer
-from sluice.models.registry import BUILT_IN_IDS, TEXT_DETECTOR, get_model
+from sluice.models.registry import BUILT_IN_IDS, TEXT_DETECTOR, TEXT_RECOGNIZER, get_model
 from sluice.models.spec import ModelSpec
 from sluice.models.text_lines import line_batches
 from tests.images import photographs
@@ -37,6 +37,7 @@ from tests.triton_server import TritonServer, start_triton, triton_server
 __all__ = ["triton_server"]  # the fixture, imported so that this module's tests can ask for it
 
 WORKFLOW = Path(__file__).parent.parent / "examples" / "workflows" / "text-detection.json"
+TWO_STAGE = Path(__file__).parent.parent / "examples" / "workflows" / "text-reading.json"
 RTOL = 1e-3
 ORT = OnnxRuntimeBackend()
 
@@ -190,6 +191,27 @@ def test_the_text_detection_workflow_gives_the_same_predictions(
     assert served_items(triton_server, TEXT_DETECTOR) == before + len(images)  # it ran on Triton
     one = images[-1:]
     assert_same_detections(run_workflow(ORT, one), run_workflow(triton, one))
+
+
+@pytest.mark.usefixtures("process_backend")
+def test_the_two_stage_workflow_gives_the_same_predictions_and_texts(
+    triton: TritonBackend, triton_server: TritonServer
+) -> None:
+    """Detect text, crop, read it: the same boxes and the same text per detection on either backend."""
+    from sluice.workflow import compile_workflow
+
+    images = list(photographs())
+    read_before = served_items(triton_server, TEXT_RECOGNIZER)
+    runs = {}
+    for backend in (ORT, triton):
+        set_backend(backend)
+        workflow = compile_workflow(json.loads(TWO_STAGE.read_text()), models=BuiltinCatalog())
+        runs[backend.name] = workflow.run(images)
+    local, remote = runs[ORT.name], runs[triton.name]
+    assert_same_detections([r["predictions"] for r in local], [r["predictions"] for r in remote])
+    assert [r["texts"] for r in local] == [r["texts"] for r in remote]
+    assert any(r["texts"] for r in remote), "no text was read on any photograph"
+    assert served_items(triton_server, TEXT_RECOGNIZER) > read_before  # the recogniser ran there
 
 
 def test_worker_slots_share_one_backend(triton: TritonBackend) -> None:
