@@ -6,6 +6,7 @@ between two steps), so `advance` can always be called again to bring a job to wh
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -61,6 +62,7 @@ class Coordinator:
         self.store = store
         self.workers = workers
         self.options = options
+        self._advancing = asyncio.Lock()
 
     async def create_job(self, workspace: str, request: scheduler_pb2.CreateJobRequest) -> str:
         """Validate a job, write it with its processing tasks, and publish them."""
@@ -225,7 +227,15 @@ class Coordinator:
                 await self._mark_running(job["workspace"], job["job_id"])
 
     async def advance(self, workspace: str, job_id: str) -> None:
-        """Complete finished stages, start the next one, finish or fail the job."""
+        """Complete finished stages, start the next one, finish or fail the job.
+
+        Runs one at a time: the results loop and the start-up recovery both call it, and two
+        interleaved runs could otherwise act on stages the other has just moved.
+        """
+        async with self._advancing:
+            await self._advance(workspace, job_id)
+
+    async def _advance(self, workspace: str, job_id: str) -> None:
         job = await self.repo.job(workspace, job_id)
         if job["state"] not in ("queued", "running"):
             return
@@ -280,7 +290,8 @@ class Coordinator:
             item_count=stage.items_total,
         )
         await self.repo.add_tasks(workspace, job_id, [task])
-        await self.repo.set_stage_state(workspace, job_id, stage.name, "running")
+        if not await self.repo.set_stage_state(workspace, job_id, stage.name, "running", was="pending"):
+            return  # started already
         await self.repo.set_job_state(workspace, job_id, "running", stage=stage.name)
         await publish_event(self.js, events_pb2.EVENT_TYPE_STAGE_STARTED, workspace, job_id, stage=stage.name)
         await self.publish_pending()

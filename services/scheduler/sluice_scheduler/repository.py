@@ -200,9 +200,10 @@ class Repository:
     async def set_job_state(
         self, workspace: str, job_id: str, state: str, *, stage: str | None = None, error: str = ""
     ) -> None:
+        """Move an active job to `state`; a job that ended (completed, failed) stays as it is."""
         await self.pool.execute(
             "UPDATE jobs SET state=$3, current_stage=coalesce($4, current_stage), error=$5, "
-            "updated_at=now() WHERE workspace=$1 AND job_id=$2",
+            "updated_at=now() WHERE workspace=$1 AND job_id=$2 AND state IN ('queued', 'running')",
             workspace,
             job_id,
             state,
@@ -210,14 +211,20 @@ class Repository:
             error,
         )
 
-    async def set_stage_state(self, workspace: str, job_id: str, stage: str, state: str) -> None:
-        await self.pool.execute(
-            "UPDATE stages SET state=$4 WHERE workspace=$1 AND job_id=$2 AND name=$3",
+    async def set_stage_state(
+        self, workspace: str, job_id: str, stage: str, state: str, *, was: str | None = None
+    ) -> bool:
+        """Set a stage's state (only if it is `was`, when given); False when nothing changed."""
+        result = await self.pool.execute(
+            "UPDATE stages SET state=$4 WHERE workspace=$1 AND job_id=$2 AND name=$3 "
+            "AND ($5::text IS NULL OR state=$5)",
             workspace,
             job_id,
             stage,
             state,
+            was,
         )
+        return str(result) != "UPDATE 0"
 
     async def set_stage_items_total(self, workspace: str, job_id: str, stage: str, items_total: int) -> None:
         await self.pool.execute(
