@@ -1,5 +1,5 @@
 # Routine tasks. `make test` is what CI runs; `make demo` is the newcomer's first command.
-.PHONY: install protos lint typecheck test unit demo bench clean
+.PHONY: install protos lint typecheck test unit demo bench bench-engine clean
 
 install:
 	bash scripts/install.sh
@@ -26,6 +26,9 @@ demo: install
 bench: install
 	.venv/bin/python -m pip install --quiet -e ".[bench]"
 	.venv/bin/python -m bench.pipeline
+
+bench-engine: install
+	.venv/bin/python -m bench.workflow_engine
 
 clean:
 	rm -rf .venv .sluice demo-output
