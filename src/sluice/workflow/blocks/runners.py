@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 from sluice.models.catalog import ModelCatalog
 from sluice.models.spec import ModelSpec
@@ -37,3 +38,11 @@ class RunnerCache(Generic[Runner]):
         with self._lock:
             self._runners[model_id] = (spec, runner)
         return runner
+
+
+def indices_by_model(batch: Sequence[dict[str, Any]]) -> dict[str, list[int]]:
+    """The positions in `batch` of the items of each model id, so each model runs once."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, item in enumerate(batch):
+        groups[item["model_id"]].append(index)
+    return groups

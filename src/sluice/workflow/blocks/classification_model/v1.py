@@ -8,7 +8,6 @@ best class for wiring into other steps.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +15,7 @@ from sluice.models import Classifier, load_classifier
 from sluice.models.catalog import ModelCatalog
 from sluice.workflow.blocks.base import BlockManifest, Element, Property
 from sluice.workflow.blocks.checks import check_fraction
-from sluice.workflow.blocks.runners import RunnerCache
+from sluice.workflow.blocks.runners import RunnerCache, indices_by_model
 from sluice.workflow.kinds import Kind
 from sluice.workflow.model_checks import CLASSIFICATION_TASKS
 
@@ -28,11 +27,8 @@ class ClassificationModel:
         self._classifiers: RunnerCache[Classifier] = RunnerCache(models, load_classifier, intra_op_threads)
 
     def run(self, batch: list[dict[str, Any]], elements: Sequence[Element]) -> list[dict[str, Any]]:
-        groups: dict[str, list[int]] = defaultdict(list)
-        for index, item in enumerate(batch):
-            groups[item["model_id"]].append(index)
         results: list[dict[str, Any]] = [{} for _ in batch]
-        for model_id, indices in groups.items():
+        for model_id, indices in indices_by_model(batch).items():
             found = self._classifiers.get(model_id).classify([batch[i]["image"] for i in indices])
             for index, result in zip(indices, found, strict=True):
                 threshold = batch[index]["confidence"]

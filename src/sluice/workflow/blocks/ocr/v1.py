@@ -7,7 +7,6 @@ the id of the detection it was cut from.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +14,7 @@ from sluice.models import Recognizer, load_recognizer
 from sluice.models.catalog import ModelCatalog
 from sluice.models.registry import TEXT_RECOGNIZER
 from sluice.workflow.blocks.base import BlockManifest, Element, Property
-from sluice.workflow.blocks.runners import RunnerCache
+from sluice.workflow.blocks.runners import RunnerCache, indices_by_model
 from sluice.workflow.kinds import Kind
 from sluice.workflow.model_checks import RECOGNITION_TASKS
 
@@ -25,11 +24,8 @@ class OCR:
         self._recognizers: RunnerCache[Recognizer] = RunnerCache(models, load_recognizer, intra_op_threads)
 
     def run(self, batch: list[dict[str, Any]], elements: Sequence[Element]) -> list[dict[str, Any]]:
-        groups: dict[str, list[int]] = defaultdict(list)
-        for index, item in enumerate(batch):
-            groups[item["model_id"]].append(index)
         results: list[dict[str, Any]] = [{} for _ in batch]
-        for model_id, indices in groups.items():
+        for model_id, indices in indices_by_model(batch).items():
             read = self._recognizers.get(model_id).recognize([batch[i]["image"] for i in indices])
             for index, (text, confidence) in zip(indices, read, strict=True):
                 results[index] = {
