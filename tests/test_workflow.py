@@ -25,7 +25,6 @@ from sluice.models import (
 )
 from sluice.workflow import compile_workflow, serialize_detections, to_json_value
 from sluice.workflow.blocks.base import BlockManifest, Element, Property
-from sluice.workflow.blocks.byte_tracker.backend import backend_name
 from sluice.workflow.blocks.byte_tracker.v1 import ByteTracker
 from sluice.workflow.detections import DETECTION_ID, PARENT_ID
 from sluice.workflow.kinds import Kind
@@ -393,12 +392,6 @@ TRACKING = {
 }
 
 
-needs_byte_track = pytest.mark.skipif(
-    backend_name() is None, reason="ByteTrack needs supervision < 0.30 or the `trackers` package"
-)
-
-
-@needs_byte_track
 def test_the_tracker_keeps_ids_per_video_stream() -> None:
     workflow = compile_workflow(TRACKING)
     assert workflow.image_input_name == "frame"
@@ -428,7 +421,6 @@ def _boxes(x: float) -> sv.Detections:
     )
 
 
-@needs_byte_track
 def test_tracker_streams_do_not_mix() -> None:
     tracker = ByteTracker()
     settings = {
