@@ -9,7 +9,7 @@ import numpy as np
 from sluice.models.backends import InferenceBackend
 from sluice.models.classification import ClassificationResult, decode_classification
 from sluice.models.preprocess import as_bgr, preprocess
-from sluice.models.resolve import choose_backend, require_task, resolve_spec
+from sluice.models.resolve import choose_backend, every_result, require_task, resolve_spec
 from sluice.models.spec import ModelSpec
 from sluice.models.text_lines import line_batches
 
@@ -37,10 +37,7 @@ class Classifier:
             decoded = decode_classification(output, self.spec.class_names)
             for index, result in zip(indices, decoded, strict=True):
                 results[index] = result
-        done = [r for r in results if r is not None]
-        if len(done) != len(images):
-            raise RuntimeError(f"{len(images) - len(done)} images were not run through the model")
-        return done
+        return every_result(results)
 
 
 def load_classifier(

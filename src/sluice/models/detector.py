@@ -10,7 +10,7 @@ import supervision as sv
 from sluice.models.backends import InferenceBackend
 from sluice.models.decoders import decode_dbnet, decode_yolov8
 from sluice.models.preprocess import preprocess
-from sluice.models.resolve import choose_backend, require_task, resolve_spec
+from sluice.models.resolve import choose_backend, every_result, require_task, resolve_spec
 from sluice.models.spec import ModelSpec
 
 DETECTION_TASKS = ("object-detection", "ocr-detection")
@@ -50,10 +50,7 @@ class Detector:
                 )
             for index, detections in zip(indices, decoded, strict=True):
                 results[index] = detections
-        done = [r for r in results if r is not None]
-        if len(done) != len(images):
-            raise RuntimeError(f"{len(images) - len(done)} images were not run through the model")
-        return done
+        return every_result(results)
 
 
 def load_detector(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
 from sluice.errors import InvalidArgument
 from sluice.models.backends import InferenceBackend
 from sluice.models.backends.current import get_backend
@@ -32,3 +35,14 @@ def choose_backend(
     if intra_op_threads is not None and current.name == OnnxRuntimeBackend.name:
         return OnnxRuntimeBackend(intra_op_threads)
     return current
+
+
+Result = TypeVar("Result")
+
+
+def every_result(results: Sequence[Result | None]) -> list[Result]:
+    """The per-image results of a runner, in order; an image left without one is a bug, raised."""
+    done = [r for r in results if r is not None]
+    if len(done) != len(results):
+        raise RuntimeError(f"{len(results) - len(done)} images were not run through the model")
+    return done
