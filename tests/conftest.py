@@ -9,12 +9,13 @@ from __future__ import annotations
 import secrets
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from sluice.auth import add_key
+from sluice.clients import user_metadata
 from sluice.config import Settings
 from sluice.stack.nats_process import NatsServer, start_nats
 from sluice.stack.postgres_process import PostgresServer, create_database, start_postgres
@@ -66,6 +67,18 @@ def api_keys(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     for workspace, key in keys.items():
         add_key(keys_file, workspace, key)
     return keys_file, keys
+
+
+@pytest.fixture
+def alpha(api_keys: tuple[Path, dict[str, str]]) -> Sequence[tuple[str, str]]:
+    """Request metadata carrying workspace alpha's API key."""
+    return user_metadata(api_keys[1]["alpha"])
+
+
+@pytest.fixture
+def beta(api_keys: tuple[Path, dict[str, str]]) -> Sequence[tuple[str, str]]:
+    """Request metadata carrying workspace beta's API key."""
+    return user_metadata(api_keys[1]["beta"])
 
 
 @pytest.fixture

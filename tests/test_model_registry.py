@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from sluice import storage
 from sluice.cli.main import main
-from sluice.clients import aio_channel, user_metadata
+from sluice.clients import aio_channel
 from sluice.config import Settings
 from sluice.errors import InvalidArgument, NotFound, Unavailable
 from sluice.models import (
@@ -79,16 +79,6 @@ async def launch(settings: Settings) -> AsyncIterator[Launch]:
 @pytest.fixture
 async def registry(launch: Launch) -> Registry:
     return await launch()
-
-
-@pytest.fixture
-def alpha(api_keys: tuple[Path, dict[str, str]]) -> Sequence[tuple[str, str]]:
-    return user_metadata(api_keys[1]["alpha"])
-
-
-@pytest.fixture
-def beta(api_keys: tuple[Path, dict[str, str]]) -> Sequence[tuple[str, str]]:
-    return user_metadata(api_keys[1]["beta"])
 
 
 def classifier_bytes(

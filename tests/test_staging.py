@@ -74,16 +74,6 @@ async def staging(launch: Launch) -> Staging:
     return await launch()
 
 
-@pytest.fixture
-def alpha(api_keys: tuple[Path, dict[str, str]]) -> Sequence[tuple[str, str]]:
-    return user_metadata(api_keys[1]["alpha"])
-
-
-@pytest.fixture
-def beta(api_keys: tuple[Path, dict[str, str]]) -> Sequence[tuple[str, str]]:
-    return user_metadata(api_keys[1]["beta"])
-
-
 def jpeg(seed: int, size: int = 48) -> bytes:
     """A real JPEG of random pixels."""
     pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)

@@ -226,15 +226,6 @@ class Repository:
         )
         return str(result) != "UPDATE 0"
 
-    async def set_stage_items_total(self, workspace: str, job_id: str, stage: str, items_total: int) -> None:
-        await self.pool.execute(
-            "UPDATE stages SET items_total=$4 WHERE workspace=$1 AND job_id=$2 AND name=$3",
-            workspace,
-            job_id,
-            stage,
-            items_total,
-        )
-
     # Tasks
 
     async def pending_tasks(self, limit: int = 500) -> list[asyncpg.Record]:

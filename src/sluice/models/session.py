@@ -38,8 +38,3 @@ def load_session(path: str | Path, intra_op_threads: int | None = None) -> ort.I
             _sessions[key] = session
         return session
 
-
-def clear_sessions() -> None:
-    """Forget every cached session (tests; a model file replaced on disk)."""
-    with _lock:
-        _sessions.clear()
