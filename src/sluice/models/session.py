@@ -37,4 +37,3 @@ def load_session(path: str | Path, intra_op_threads: int | None = None) -> ort.I
             session = _create(key[0], intra_op_threads)
             _sessions[key] = session
         return session
-
