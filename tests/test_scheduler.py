@@ -6,6 +6,7 @@ Jobs here use the gpu machine type so that no worker started by another test tak
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
@@ -89,6 +90,43 @@ async def mesh(settings: Settings, api_keys: Any) -> AsyncIterator[Mesh]:
     await mesh.staging.stop()
 
 
+@contextlib.asynccontextmanager
+async def pretend_workers(nc: Client, slots: dict[str, int]) -> AsyncIterator[None]:
+    """Heartbeats of one worker per machine type with that many slots, while the block runs."""
+
+    async def beat() -> None:
+        while True:
+            for kind, count in slots.items():
+                heartbeat = tasks_pb2.WorkerHeartbeat(worker_id=f"test-{kind}", slots=count)
+                await nc.publish(messaging.heartbeat_subject(kind), heartbeat.SerializeToString())
+            await asyncio.sleep(0.5)
+
+    beating = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
+
+
+def job_uid(task: tasks_pb2.Task) -> str:
+    return task.task_id.rsplit("-", 1)[0]
+
+
+async def progress(nc: Client, task: tasks_pb2.Task, elapsed_s: float, done: int = 0) -> None:
+    message = tasks_pb2.TaskProgress(
+        task_id=task.task_id,
+        job_id=task.job_id,
+        worker_id="test",
+        items_done=done,
+        elapsed_s=elapsed_s,
+        delivery=1,
+        attempt=task.attempt or 1,
+    )
+    await nc.publish(messaging.progress_subject(job_uid(task)), message.SerializeToString())
+
+
 async def take_tasks(nc: Client, kind: str, job_id: str, count: int) -> list[tasks_pb2.Task]:
     """Pull `count` tasks of one job as a worker would (others are left for redelivery)."""
     js = nc.jetstream()
@@ -111,7 +149,9 @@ async def take_tasks(nc: Client, kind: str, job_id: str, count: int) -> list[tas
     raise AssertionError(f"only {len(found)} of {count} tasks of {job_id} arrived")
 
 
-async def report(nc: Client, task: tasks_pb2.Task, failed: int = 0, ok: bool = True) -> None:
+async def report(
+    nc: Client, task: tasks_pb2.Task, failed: int = 0, ok: bool = True, duration_s: float = 0.1
+) -> None:
     result = tasks_pb2.TaskResult(
         task_id=task.task_id,
         job_id=task.job_id,
@@ -120,6 +160,9 @@ async def report(nc: Client, task: tasks_pb2.Task, failed: int = 0, ok: bool = T
         items_done=len(task.input_names) or 1,
         items_failed=failed,
         worker_id="test",
+        duration_s=duration_s,
+        delivery=1,
+        attempt=task.attempt or 1,
     )
     await nc.jetstream().publish(messaging.result_subject(task.job_id), result.SerializeToString())
 
@@ -159,44 +202,52 @@ async def test_job_moves_through_its_stages(mesh: Mesh, nats_client: Client) -> 
     assert "no gpu worker is running" in job.notice
     assert [s.name for s in job.stages] == ["processing", "export"]
     assert [s.output_batch_id for s in job.stages] == ["j1-processing", "j1-export"]
-    tasks = await take_tasks(nats_client, "gpu", "j1", 3)
-    assert sorted(len(t.input_names) for t in tasks) == [1, 3, 3]
-    assert sorted(n for t in tasks for n in t.input_names) == [f"p{i}.jpg" for i in range(IMAGES)]
-    await report(nats_client, tasks[0], failed=1)
-    await report(nats_client, tasks[0], failed=1)  # delivered twice: counted once
-    running = await job_state(mesh, "j1", scheduler_pb2.JOB_STATE_RUNNING)
-    for task in tasks[1:]:
-        await report(nats_client, task)
-    (export,) = await take_tasks(nats_client, "export", "j1", 1)
-    assert export.stage == "export" and export.input_url.endswith("j1-processing")
-    assert running.stages[0].items_total == IMAGES
-    await report(nats_client, export)
-    done = await job_state(mesh, "j1", scheduler_pb2.JOB_STATE_COMPLETED)
+    # Queued means nothing started: no stage says running before a task is dispatched.
+    assert [scheduler_pb2.StageState.Name(s.state) for s in job.stages] == ["STAGE_STATE_PENDING"] * 2
+    async with pretend_workers(nats_client, {"gpu": 4, "export": 1}):
+        tasks = await take_tasks(nats_client, "gpu", "j1", 3)
+        assert sorted(len(t.input_names) for t in tasks) == [1, 3, 3]
+        assert sorted(n for t in tasks for n in t.input_names) == [f"p{i}.jpg" for i in range(IMAGES)]
+        await report(nats_client, tasks[0], failed=1)
+        await report(nats_client, tasks[0], failed=1)  # delivered twice: counted once
+        running = await job_state(mesh, "j1", scheduler_pb2.JOB_STATE_RUNNING)
+        assert running.stages[0].state == scheduler_pb2.STAGE_STATE_RUNNING
+        for task in tasks[1:]:
+            await report(nats_client, task)
+        (export,) = await take_tasks(nats_client, "export", "j1", 1)
+        assert export.stage == "export" and export.input_url.endswith("j1-processing")
+        assert running.stages[0].items_total == IMAGES
+        await report(nats_client, export)
+        done = await job_state(mesh, "j1", scheduler_pb2.JOB_STATE_COMPLETED_WITH_ERRORS)
     processing = done.stages[0]
     assert (processing.tasks_done, processing.tasks_total) == (3, 3)
     assert (processing.items_done, processing.items_failed) == (IMAGES, 1)
+    assert "1 of 7 images failed" in done.error
     assert not done.notice
+    assert done.machine_seconds == pytest.approx(0.4)  # four results of 0.1 s, the duplicate not counted
 
 
 async def test_failure_rate_fails_the_job(mesh: Mesh, nats_client: Client) -> None:
     await create_job(mesh, "j2", max_image_failure_rate=0.2)
-    tasks = await take_tasks(nats_client, "gpu", "j2", 3)
-    for task in tasks:
-        await report(nats_client, task, failed=1)
-    job = await job_state(mesh, "j2", scheduler_pb2.JOB_STATE_FAILED)
+    async with pretend_workers(nats_client, {"gpu": 4}):
+        tasks = await take_tasks(nats_client, "gpu", "j2", 3)
+        for task in tasks:
+            await report(nats_client, task, failed=1)
+        job = await job_state(mesh, "j2", scheduler_pb2.JOB_STATE_FAILED)
     assert "3 of 7 images failed" in job.error and "20.0%" in job.error
 
 
 async def test_results_sent_while_the_scheduler_is_down_are_not_lost(mesh: Mesh, nats_client: Client) -> None:
     await create_job(mesh, "j3")
-    tasks = await take_tasks(nats_client, "gpu", "j3", 3)
-    await mesh.scheduler.stop()
-    for task in tasks:
-        await report(nats_client, task)
-    await mesh.restart_scheduler()
-    (export,) = await take_tasks(nats_client, "export", "j3", 1)
-    await report(nats_client, export)
-    await job_state(mesh, "j3", scheduler_pb2.JOB_STATE_COMPLETED)
+    async with pretend_workers(nats_client, {"gpu": 4, "export": 1}):
+        tasks = await take_tasks(nats_client, "gpu", "j3", 3)
+        await mesh.scheduler.stop()
+        for task in tasks:
+            await report(nats_client, task)
+        await mesh.restart_scheduler()
+        (export,) = await take_tasks(nats_client, "export", "j3", 1)
+        await report(nats_client, export)
+        await job_state(mesh, "j3", scheduler_pb2.JOB_STATE_COMPLETED)
 
 
 @pytest.mark.parametrize(

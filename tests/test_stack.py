@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
 import stat
 import tempfile
@@ -20,15 +21,15 @@ import pytest
 from sluice.auth import hash_key
 from sluice.cli.stack import register
 from sluice.errors import FailedPrecondition, InvalidArgument
-from sluice.stack import supervisor
+from sluice.stack import supervisor, watchdog
 from sluice.stack.health import grpc_serving
 from sluice.stack.nats_process import nats_ready, start_nats
 from sluice.stack.pg_install import UNPRIVILEGED_ID
 from sluice.stack.ports import free_port, port_is_free, tcp_accepts
 from sluice.stack.postgres_process import create_database, postgres_ready, start_postgres
-from sluice.stack.processes import pid_alive
-from sluice.stack.services import SERVICES, SPECS
-from sluice.stack.state import load_credentials
+from sluice.stack.processes import cmdline, pid_alive
+from sluice.stack.services import SERVICES, SPECS, WATCHDOG, watchdog_marker
+from sluice.stack.state import Layout, StackFile, load_credentials
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_ROOT = os.geteuid() == 0
@@ -185,6 +186,7 @@ def test_status_and_down_of_a_stack_never_started(folder: Path) -> None:
         "nats", "postgres", "staging", "scheduler", "worker", "exporter",
     ]  # fmt: skip
     assert not any(part.up for part in result.parts)
+    assert result.watchdog.state == "down" and not result.up
     assert not supervisor.down(folder / "nothing").up
     with pytest.raises(FailedPrecondition, match="sluice up"):
         load_credentials(folder / "nothing")
@@ -202,6 +204,7 @@ def test_cli_registers_up_status_down(folder: Path, capsys: pytest.CaptureFixtur
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     assert "PART" in printed and "scheduler" in printed and "down" in printed
+    assert "RESTARTS" in printed and "watchdog" in printed
     args = parser.parse_args(["down", "--state-dir", str(folder / "empty")])
     assert args.func(args) == 0
 
@@ -214,48 +217,240 @@ def _services_missing() -> list[str]:
     ]
 
 
-@pytest.mark.skipif(bool(_services_missing()), reason="the service entry points are not there yet")
-def test_up_status_down_up_again(folder: Path) -> None:
+def _kill(pid: int | None) -> None:
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    while pid_alive(pid):
+        time.sleep(0.02)
+
+
+def _processes_with(markers: list[str]) -> list[int]:
+    """Live pids whose command line contains one of `markers`."""
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit()
+        and pid_alive(int(entry.name))
+        and any(marker in cmdline(int(entry.name)) for marker in markers)
+    ]
+
+
+def _status_table(state: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, str]]:
+    """`sluice status` as {part: {column: value}}."""
+    parser = argparse.ArgumentParser(prog="sluice")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["status", "--state-dir", str(state)])
+    capsys.readouterr()
+    assert args.func(args) == 0
+    header, *rows = [line.split() for line in capsys.readouterr().out.splitlines()[:-1]]
+    return {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+
+
+def test_backoff_doubles_to_a_cap() -> None:
+    assert [watchdog.backoff_s(n) for n in range(7)] == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    assert watchdog.backoff_s(10_000) == watchdog.MAX_DELAY_S
+
+
+def test_watchdog_backs_off_and_resets(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`check` with a fake start: a part found gone waits 0.5 s, then 1, 2 ...; 30 s up resets."""
+    layout = Layout(folder)
+    stack = StackFile()
+    stack.record(WATCHDOG).pid = os.getpid()
+    stack.record("worker").pid, stack.record("worker").marker = os.getpid(), "not this process"
+    stack.save(layout)
+    fake = {"starts": 0, "comes_up": False}
+
+    def fake_start(layout: Layout, stack: StackFile, name: str, *, by_watchdog: bool = False) -> int:
+        assert name == "worker" and by_watchdog
+        fake["starts"] += 1
+        if fake["comes_up"]:
+            stack.record(name).marker = ""  # found in every command line: running
+        return 0
+
+    watches: dict[str, watchdog.Watch] = {}
+
+    def restarts_at(times: list[float]) -> list[float]:
+        at = []
+        for now in times:
+            before = fake["starts"]
+            assert watchdog.check(layout, watches, now)
+            if fake["starts"] > before:
+                at.append(now)
+        return at
+
+    monkeypatch.setattr(watchdog, "start_part", fake_start)
+    caplog.set_level("INFO", logger="sluice.watchdog")
+    # found gone at 100: restarted 0.5 s later, then 1 s and 2 s after it is found gone again
+    assert restarts_at([100 + i / 4 for i in range(17)]) == [100.5, 101.75, 104.0]
+    assert StackFile.load(layout).parts["worker"].restarts == 3
+    assert "worker exited; restarting it (restart 1, after 0.5 s)" in caplog.text
+    assert "worker exited; restarting it (restart 3, after 2.0 s)" in caplog.text
+
+    fake["comes_up"] = True
+    assert restarts_at([104.25, 108.25, 108.5, 138.5]) == [108.25]  # after 4 s; then up 30 s
+    assert watches["worker"].streak == 0
+    stack = StackFile.load(layout)
+    stack.record("worker").marker = "gone again"
+    stack.save(layout)
+    assert restarts_at([139.0, 139.25, 139.5]) == [139.5]  # 0.5 s again
+
+    stack = StackFile.load(layout)
+    stack.record(WATCHDOG).pid = os.getpid() + 1
+    stack.save(layout)
+    assert not watchdog.check(layout, watches, 150.0)
+
+
+needs_services = pytest.mark.skipif(
+    bool(_services_missing()), reason="the service entry points are not there yet"
+)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[tuple[Path, supervisor.StackStatus]]:
+    """One stack for the tests below, which run in order: (state folder, what `up` returned)."""
+    folder = Path(tempfile.mkdtemp(prefix="sluice-stack-", dir="/tmp"))
+    folder.chmod(0o755)
     state = folder / "state"
     try:
-        first = supervisor.up(state, workers_per_machine=1)
-        assert first.up, first
-        assert {part.name for part in first.parts if part.started} == {
-            "nats", "postgres", *SERVICES,
-        }  # fmt: skip
-        for name in SERVICES:
-            assert grpc_serving(first.part(name).address)
-
-        credentials = load_credentials(state)
-        assert credentials["workspace"] == "default"
-        assert credentials["staging_address"] == first.part("staging").address
-        assert credentials["scheduler_address"] == first.part("scheduler").address
-        assert stat.S_IMODE((state / "credentials.json").stat().st_mode) == 0o600
-        keys = json.loads((state / "api_keys.json").read_text())
-        assert keys[hash_key(credentials["api_key"])] == "default"
-        assert (state / "objects").is_dir()
-
-        second = supervisor.up(state, workers_per_machine=1)
-        assert second.up and not any(part.started for part in second.parts)
-        assert [p.pid for p in second.parts] == [p.pid for p in first.parts]
-
-        worker_pid = first.part("worker").pid
-        assert worker_pid is not None
-        os.kill(worker_pid, 9)
-        while pid_alive(worker_pid):
-            time.sleep(0.05)
-        healed = supervisor.up(state, workers_per_machine=1)
-        assert healed.up
-        assert [part.name for part in healed.parts if part.started] == ["worker"]
-
-        stopped = supervisor.down(state)
-        assert not any(part.up or part.pid for part in stopped.parts)
-        assert not any(pid_alive(part.pid) for part in healed.parts)
-        assert supervisor.status(state) == stopped
-
-        again = supervisor.up(state, workers_per_machine=1)
-        assert again.up
-        assert [part.address for part in again.parts] == [part.address for part in healed.parts]
-        assert load_credentials(state)["api_key"] == credentials["api_key"]
+        yield state, supervisor.up(state, workers_per_machine=1)
     finally:
         supervisor.down(state)
+        print(f"--- watchdog.log\n{(state / 'logs' / 'watchdog.log').read_text()[-3000:]}")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@needs_services
+def test_up_starts_every_part_and_the_watchdog(stack: tuple[Path, supervisor.StackStatus]) -> None:
+    state, first = stack
+    assert first.up, first
+    assert {part.name for part in first.parts if part.started} == {
+        "nats", "postgres", *SERVICES,
+    }  # fmt: skip
+    assert first.watchdog.started and first.watchdog.pid
+    assert not any(part.restarts for part in first.parts)
+    for name in SERVICES:
+        assert grpc_serving(first.part(name).address)
+
+    credentials = load_credentials(state)
+    assert credentials["workspace"] == "default"
+    assert credentials["staging_address"] == first.part("staging").address
+    assert credentials["scheduler_address"] == first.part("scheduler").address
+    assert stat.S_IMODE((state / "credentials.json").stat().st_mode) == 0o600
+    keys = json.loads((state / "api_keys.json").read_text())
+    assert keys[hash_key(credentials["api_key"])] == "default"
+    assert (state / "objects").is_dir()
+    token = (state / "internal_token").read_text().strip()
+    assert token not in (state / "stack.json").read_text()
+
+
+@needs_services
+def test_up_again_starts_nothing_not_even_a_second_watchdog(
+    stack: tuple[Path, supervisor.StackStatus],
+) -> None:
+    state, first = stack
+    second = supervisor.up(state, workers_per_machine=1)
+    assert second.up and not any(part.started for part in second.parts)
+    assert not second.watchdog.started
+    assert [p.pid for p in second.parts] == [p.pid for p in first.parts]
+    assert second.watchdog.pid == first.watchdog.pid
+    assert _processes_with([watchdog_marker(state)]) == [first.watchdog.pid]
+
+
+@needs_services
+def test_watchdog_restarts_a_killed_worker_and_scheduler(
+    stack: tuple[Path, supervisor.StackStatus], capsys: pytest.CaptureFixture[str]
+) -> None:
+    state, first = stack
+    killed = {name: first.part(name).pid for name in ("worker", "scheduler")}
+    for pid in killed.values():
+        _kill(pid)
+    gone = time.monotonic()
+    back: dict[str, float] = {}
+    while len(back) < len(killed) and time.monotonic() - gone < 10.0:
+        records = StackFile.load(Layout(state)).parts
+        for name, pid in killed.items():
+            record = records[name]
+            serving = record.pid != pid and pid_alive(record.pid)
+            if name not in back and serving and grpc_serving(first.part(name).address, 0.5):
+                back[name] = time.monotonic() - gone
+        time.sleep(0.05)
+    with capsys.disabled():
+        print(f"\nkill -9 to SERVING again: {', '.join(f'{n} {s:.1f} s' for n, s in back.items())}")
+    assert set(back) == set(killed), f"not serving again within 10 s: {set(killed) - set(back)}"
+
+    table = _status_table(state, capsys)
+    assert {name: row["RESTARTS"] for name, row in table.items()} == {
+        "nats": "0", "postgres": "0", "staging": "0", "scheduler": "1", "worker": "1",
+        "exporter": "0", "watchdog": "-",
+    }  # fmt: skip
+    assert {row["STATE"] for row in table.values()} == {"up"}
+    for name, pid in killed.items():
+        assert table[name]["PID"] != str(pid)
+    log = (state / "logs" / "watchdog.log").read_text()
+    for name in killed:
+        assert f"{name} exited; restarting it (restart 1, after 0.5 s)" in log
+    assert str(load_credentials(state)["api_key"]) not in log
+    assert (state / "internal_token").read_text().strip() not in log
+
+
+@needs_services
+def test_watchdog_restarts_nats_and_postgres(stack: tuple[Path, supervisor.StackStatus]) -> None:
+    state, first = stack
+    killed = {name: first.part(name).pid for name in ("nats", "postgres")}
+    for pid in killed.values():
+        _kill(pid)
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        now = supervisor.status(state)
+        if all(now.part(name).up and now.part(name).pid != pid for name, pid in killed.items()):
+            break
+        time.sleep(0.2)
+    assert {name: (now.part(name).state, now.part(name).restarts) for name in killed} == {
+        "nats": ("up", 1), "postgres": ("up", 1),
+    }  # fmt: skip
+    assert [part.address for part in now.parts] == [part.address for part in first.parts]
+
+
+@needs_services
+def test_up_heals_a_part_when_the_watchdog_is_gone(stack: tuple[Path, supervisor.StackStatus]) -> None:
+    state, _ = stack
+    before = supervisor.status(state)
+    _kill(before.watchdog.pid)
+    _kill(before.part("worker").pid)
+    healed = supervisor.up(state, workers_per_machine=1)
+    assert healed.up
+    assert [part.name for part in healed.parts if part.started] == ["worker"]
+    assert healed.watchdog.started and healed.watchdog.pid != before.watchdog.pid
+    assert healed.part("worker").restarts == 0  # counted since `up` started it
+
+
+@needs_services
+def test_down_stops_everything_and_nothing_comes_back(
+    stack: tuple[Path, supervisor.StackStatus],
+) -> None:
+    state, _ = stack
+    running = supervisor.status(state)
+    markers = [record.marker for record in StackFile.load(Layout(state)).parts.values()]
+    stopped = supervisor.down(state)
+    assert not stopped.up and stopped.watchdog.state == "down"
+    assert not any(part.up or part.pid for part in (*stopped.parts, stopped.watchdog))
+    time.sleep(3.0)
+    assert not any(pid_alive(part.pid) for part in (*running.parts, running.watchdog))
+    assert _processes_with(markers) == []
+    assert supervisor.status(state) == stopped
+
+
+@needs_services
+def test_up_after_down_keeps_ports_and_key(stack: tuple[Path, supervisor.StackStatus]) -> None:
+    state, _ = stack
+    remembered = StackFile.load(Layout(state)).parts
+    again = supervisor.up(state, workers_per_machine=1)
+    assert again.up and again.watchdog.started
+    assert [part.address for part in again.parts] == [
+        f"127.0.0.1:{remembered[part.name].port}" for part in again.parts
+    ]
+    keys = json.loads((state / "api_keys.json").read_text())
+    assert list(keys) == [hash_key(load_credentials(state)["api_key"])]
+    assert not any(part.restarts for part in again.parts)

@@ -7,6 +7,7 @@ from datetime import datetime
 import asyncpg
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from sluice.errors import InvalidArgument
 from sluice.v1 import common_pb2, scheduler_pb2
 from sluice_scheduler.repository import StageProgress
 
@@ -16,12 +17,25 @@ JOB_STATES = {
     "completed": scheduler_pb2.JOB_STATE_COMPLETED,
     "failed": scheduler_pb2.JOB_STATE_FAILED,
     "aborted": scheduler_pb2.JOB_STATE_ABORTED,
+    "completed_with_errors": scheduler_pb2.JOB_STATE_COMPLETED_WITH_ERRORS,
+    "stopped": scheduler_pb2.JOB_STATE_STOPPED,
 }
+JOB_STATE_NAMES = {value: name for name, value in JOB_STATES.items()}
 STAGE_STATES = {
     "pending": scheduler_pb2.STAGE_STATE_PENDING,
     "running": scheduler_pb2.STAGE_STATE_RUNNING,
     "completed": scheduler_pb2.STAGE_STATE_COMPLETED,
     "failed": scheduler_pb2.STAGE_STATE_FAILED,
+    "aborted": scheduler_pb2.STAGE_STATE_ABORTED,
+    "stopped": scheduler_pb2.STAGE_STATE_STOPPED,
+}
+TASK_STATES = {
+    "pending": scheduler_pb2.TASK_STATE_WAITING,
+    "queued": scheduler_pb2.TASK_STATE_QUEUED,
+    "running": scheduler_pb2.TASK_STATE_RUNNING,
+    "done": scheduler_pb2.TASK_STATE_DONE,
+    "failed": scheduler_pb2.TASK_STATE_FAILED,
+    "interrupted": scheduler_pb2.TASK_STATE_INTERRUPTED,
 }
 MACHINE_TYPES = {
     "cpu": common_pb2.MACHINE_TYPE_CPU,
@@ -57,11 +71,57 @@ def stage(progress: StageProgress) -> scheduler_pb2.Stage:
         items_failed=progress.items_failed,
         output_batch_id=progress.output_batch_id,
         machine_type=MACHINE_TYPES[progress.machine_type],
+        task_counts=scheduler_pb2.TaskCounts(
+            waiting=progress.waiting,
+            queued=progress.queued,
+            running=progress.running,
+            done=progress.done,
+            failed=progress.failed,
+            interrupted=progress.interrupted,
+        ),
     )
 
 
-def job(row: asyncpg.Record, stages: list[StageProgress], notice: str) -> scheduler_pb2.Job:
-    return scheduler_pb2.Job(
+def job_state_name(value: int) -> str:
+    name = JOB_STATE_NAMES.get(value)  # type: ignore[call-overload]
+    if name is None:
+        raise InvalidArgument(f"unknown job state {value}")
+    return name
+
+
+def task(row: asyncpg.Record) -> scheduler_pb2.TaskInfo:
+    return scheduler_pb2.TaskInfo(
+        task_id=row["task_id"],
+        stage=row["stage"],
+        state=TASK_STATES[row["state"]],
+        items_done=row["items_done"],
+        items_total=row["item_count"],
+        items_failed=row["items_failed"],
+        worker_id=row["worker_id"],
+        deliveries=row["deliveries"],
+        machine_seconds=row["machine_seconds"],
+        error=row["error"],
+    )
+
+
+def log_record(row: asyncpg.Record) -> scheduler_pb2.LogRecord:
+    return scheduler_pb2.LogRecord(
+        time=timestamp(row["time"]),
+        severity=row["severity"],
+        source=row["source"],
+        task_id=row["task_id"],
+        message=row["message"],
+    )
+
+
+def job(
+    row: asyncpg.Record,
+    stages: list[StageProgress],
+    notice: str,
+    machine_seconds: float = 0.0,
+    tasks: list[asyncpg.Record] | None = None,
+) -> scheduler_pb2.Job:
+    message = scheduler_pb2.Job(
         job_id=row["job_id"],
         workflow_id=row["workflow_id"],
         workflow_version=row["workflow_version"],
@@ -80,4 +140,15 @@ def job(row: asyncpg.Record, stages: list[StageProgress], notice: str) -> schedu
         max_image_failure_rate=row["max_failure_rate"],
         workflow_params_json=row["workflow_params"],
         image_outputs_to_save=list(row["image_outputs_to_save"]),
+        attempt=row["attempt"],
+        max_runtime_seconds=row["max_runtime_s"],
+        machine_seconds=machine_seconds,
+        max_parallel_tasks=row["max_parallel_tasks"],
+        priority=row["priority"],
+        tasks=[task(t) for t in tasks or []],
     )
+    if row["started_at"] is not None:
+        message.started_at.CopyFrom(timestamp(row["started_at"]))
+    if row["ended_at"] is not None:
+        message.ended_at.CopyFrom(timestamp(row["ended_at"]))
+    return message

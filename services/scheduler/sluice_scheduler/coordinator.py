@@ -1,7 +1,8 @@
-"""The job state machine: accept a job, publish its tasks, follow results, move it to its end.
+"""The job state machine: accept a job, dispatch its tasks, follow them, move it to its end.
 
 Results are handled one at a time and every step is idempotent (a result seen twice, a crash
 between two steps), so `advance` can always be called again to bring a job to where it should be.
+Abort and the runtime cap end a job through `halt`; `restart` makes it active again.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from sluice import messaging
 from sluice.errors import FailedPrecondition, InvalidArgument, NotFound
 from sluice.ids import new_id, validate_id
-from sluice.messaging import task_subject
 from sluice.models.catalog import MappingCatalog, ModelCatalog
 from sluice.models.references import referenced_model_ids
 from sluice.models.registry import known_models
@@ -26,9 +28,12 @@ from sluice.storage import ObjectStore
 from sluice.v1 import common_pb2, events_pb2, scheduler_pb2, tasks_pb2
 from sluice.workflow import CompiledWorkflow, compile_workflow
 from sluice_scheduler import planning
+from sluice_scheduler.dispatcher import KINDS, Dispatcher
 from sluice_scheduler.events import publish_event
-from sluice_scheduler.repository import Repository, StageProgress
+from sluice_scheduler.job_logs import ERROR, INFO, WARNING, JobLogs
+from sluice_scheduler.repository import ENDED, JobChanges, Repository, StageProgress
 from sluice_scheduler.staging_client import StagingClient
+from sluice_scheduler.task_records import TaskRecords
 from sluice_scheduler.workers_seen import WorkersSeen
 
 log = logging.getLogger(__name__)
@@ -39,6 +44,9 @@ FORMAT_NAMES = {
     common_pb2.AGGREGATION_FORMAT_CSV: "csv",
 }
 NO_FAILURE_LIMIT = 1.0
+MAX_PRIORITY = 1000
+# Workers are told again to stop a halted job's tasks for this long (a worker may have missed it).
+RESEND_STOP_FOR_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -51,17 +59,21 @@ class Coordinator:
         self,
         repo: Repository,
         staging: StagingClient,
-        js: JetStreamContext,
+        nc: Client,
         store: ObjectStore,
         workers: WorkersSeen,
         options: SchedulerOptions,
     ) -> None:
         self.repo = repo
         self.staging = staging
-        self.js = js
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
         self.store = store
         self.workers = workers
         self.options = options
+        self.tasks = TaskRecords(repo.pool)
+        self.logs = JobLogs(repo.pool)
+        self.dispatcher = Dispatcher(self.tasks, self.js, workers)
         self._advancing = asyncio.Lock()
 
     async def create_job(self, workspace: str, request: scheduler_pb2.CreateJobRequest) -> str:
@@ -78,8 +90,13 @@ class Coordinator:
         )
         if not 0.0 <= max_rate <= 1.0:
             raise InvalidArgument("max image failure rate must be between 0 and 1")
-        if request.workers_per_machine < 0:
-            raise InvalidArgument("workers per machine must be positive")
+        limits = job_limits(
+            request.workers_per_machine,
+            request.max_parallel_tasks,
+            request.max_runtime_seconds if request.HasField("max_runtime_seconds") else None,
+        )
+        if abs(request.priority) > MAX_PRIORITY:
+            raise InvalidArgument(f"priority must be between -{MAX_PRIORITY} and {MAX_PRIORITY}")
         validate_id(request.workflow_id, "workflow id")
         validate_id(request.batch_id, "batch id")
         workflow = await self.repo.workflow(workspace, request.workflow_id)
@@ -109,6 +126,7 @@ class Coordinator:
             image_outputs_to_save=list(request.image_outputs_to_save),
             aggregation_format=request.aggregation_format or common_pb2.AGGREGATION_FORMAT_JSONL,
             machine_type=request.machine_type or common_pb2.MACHINE_TYPE_CPU,
+            attempt=1,
         )
         tasks = planning.processing_tasks(template, job_uid, names, self.options.task_size)
         await self.repo.create_job(
@@ -120,7 +138,10 @@ class Coordinator:
                 "workflow_version": workflow["version"],
                 "batch_id": request.batch_id,
                 "machine_type": machine,
-                "workers_per_machine": request.workers_per_machine or 1,
+                "workers_per_machine": limits.workers_per_machine,
+                "max_parallel_tasks": limits.max_parallel_tasks,
+                "max_runtime_s": limits.max_runtime_s,
+                "priority": request.priority,
                 "save_image_outputs": save_images,
                 "workflow_params": params_json,
                 "image_outputs_to_save": list(request.image_outputs_to_save),
@@ -151,7 +172,10 @@ class Coordinator:
             message=f"{len(names)} images in {len(tasks)} tasks",
             items_total=len(names),
         )
-        await self.publish_pending()
+        await self.logs.add(
+            workspace, job_id, INFO, f"job created: {len(names)} images in {len(tasks)} tasks"
+        )
+        await self.dispatch()
         return job_id
 
     async def catalog(
@@ -167,64 +191,214 @@ class Coordinator:
                 continue  # the compiler refuses it, naming the step and property
         return MappingCatalog(found)
 
-    async def publish_pending(self) -> int:
-        """Publish every task written but not yet published; returns how many went out."""
-        sent = 0
-        while rows := await self.repo.pending_tasks():
-            for row in rows:
-                await self.js.publish(
-                    task_subject(row["machine_type"], row["job_uid"]),
-                    bytes(row["payload"]),
-                    headers={"Nats-Msg-Id": row["task_id"]},
-                )
-            await self.repo.mark_published([r["task_id"] for r in rows])
-            sent += len(rows)
-        return sent
+    async def dispatch(self) -> int:
+        """Publish pending tasks into free slots; returns how many went out."""
+        sent = await self.dispatcher.dispatch(on_first=self._mark_running)
+        return sum(item.count for item in sent)
+
+    async def _mark_running(self, workspace: str, job_id: str) -> None:
+        """A queued job got its first task into the queue: it and its current stage run."""
+        job = await self.repo.job(workspace, job_id)
+        if job["state"] != "queued":
+            return
+        await self.repo.set_job_state(workspace, job_id, "running")
+        await self.repo.set_stage_state(workspace, job_id, job["current_stage"], "running", was="pending")
+        await publish_event(
+            self.js, events_pb2.EVENT_TYPE_STAGE_STARTED, workspace, job_id, stage=job["current_stage"]
+        )
+        await self.logs.add(workspace, job_id, INFO, f"{job['current_stage']} stage started")
+
+    async def handle_progress(self, progress: tasks_pb2.TaskProgress) -> None:
+        recorded = await self.tasks.record_progress(progress)
+        if recorded is None or not recorded.started:
+            return
+        if recorded.deliveries > 1:
+            await self.logs.add(
+                recorded.workspace,
+                recorded.job_id,
+                WARNING,
+                f"task redelivered to worker {progress.worker_id} (delivery {recorded.deliveries}): "
+                "an earlier delivery did not finish",
+                task_id=progress.task_id,
+            )
+        else:
+            await self.logs.add(
+                recorded.workspace,
+                recorded.job_id,
+                INFO,
+                f"task started on worker {progress.worker_id}",
+                task_id=progress.task_id,
+            )
 
     async def handle_result(self, result: tasks_pb2.TaskResult) -> None:
-        recorded = await self.repo.record_result(
-            result.task_id,
-            ok=result.ok,
-            items_done=result.items_done,
-            items_failed=result.items_failed,
-            worker_id=result.worker_id,
-            error=result.error,
-        )
+        recorded = await self.tasks.record_result(result)
         if recorded is None:
             log.warning("result for unknown task %s ignored", result.task_id)
             return
+        workspace, job_id = recorded.workspace, recorded.job_id
         if recorded.first:
-            await self._mark_running(recorded.workspace, recorded.job_id)
-            stages = {s.name: s for s in await self.repo.stages(recorded.workspace, recorded.job_id)}
+            if recorded.state == "failed":
+                await self.logs.add(
+                    workspace, job_id, ERROR, f"task failed: {result.error}", task_id=result.task_id
+                )
+            stages = {s.name: s for s in await self.repo.stages(workspace, job_id)}
             stage = stages[recorded.stage]
             await publish_event(
                 self.js,
                 events_pb2.EVENT_TYPE_PROGRESS,
-                recorded.workspace,
-                recorded.job_id,
+                workspace,
+                job_id,
                 stage=stage.name,
                 items_done=stage.items_done,
                 items_total=stage.items_total,
             )
-        await self.advance(recorded.workspace, recorded.job_id)
-
-    async def _mark_running(self, workspace: str, job_id: str) -> None:
-        job = await self.repo.job(workspace, job_id)
-        if job["state"] == "queued":
-            await self.repo.set_job_state(workspace, job_id, "running")
-            await publish_event(
-                self.js,
-                events_pb2.EVENT_TYPE_STAGE_STARTED,
+        elif result.stopped:
+            await self.logs.add(
                 workspace,
                 job_id,
-                stage=job["current_stage"],
+                INFO,
+                f"task stopped on worker {result.worker_id} after {result.items_done} images",
+                task_id=result.task_id,
             )
+        await self.advance(workspace, job_id)
+        await self.dispatch()
 
-    async def start_waiting_jobs(self) -> None:
-        """Queued jobs whose machine type now has a live worker become running."""
-        for job in await self.repo.active_jobs():
-            if job["state"] == "queued" and self.workers.alive(job["machine_type"]):
-                await self._mark_running(job["workspace"], job["job_id"])
+    async def handle_worker_log(self, job_uid: str, record: tasks_pb2.WorkerLog) -> None:
+        job = await self.repo.job_by_uid(job_uid)
+        if job is None:
+            return
+        await self.logs.add(
+            job["workspace"],
+            job["job_id"],
+            record.severity,
+            record.message,
+            source=record.worker_id or "worker",
+            task_id=record.task_id,
+            time=record.time or None,
+        )
+
+    async def handle_max_deliveries(self, task_id: str, deliveries: int) -> None:
+        """A task reached its last delivery without a result: it fails, and the job goes on."""
+        error = (
+            f"no result after {deliveries} deliveries: each worker that took the task stopped "
+            "before finishing it (killed, or out of memory?)"
+        )
+        recorded = await self.tasks.fail_task(task_id, error)
+        if recorded is None:
+            return
+        await self.logs.add(
+            recorded.workspace, recorded.job_id, ERROR, f"task failed: {error}", task_id=task_id
+        )
+        await self.advance(recorded.workspace, recorded.job_id)
+        await self.dispatch()
+
+    async def requeue_stranded(self, idle_s: float) -> None:
+        """Publish again the tasks nobody reported on for `idle_s` (never leave one stranded)."""
+        for row in await self.tasks.requeue_stranded(idle_s):
+            await self.logs.add(
+                row["workspace"],
+                row["job_id"],
+                WARNING,
+                f"no worker reported on the task for {idle_s:.0f} s: publishing it again",
+                task_id=row["task_id"],
+            )
+        await self.dispatch()
+
+    async def enforce_runtime_caps(self) -> None:
+        for row in await self.repo.jobs_over_cap():
+            reason = (
+                f"runtime limit reached: {row['used']:.1f} s of machine time used, "
+                f"the cap is {row['max_runtime_s']:g} s"
+            )
+            await self.halt(row["workspace"], row["job_id"], "stopped", reason)
+
+    async def abort(self, workspace: str, job_id: str) -> None:
+        job = await self.repo.job(workspace, job_id)
+        if job["state"] in ENDED:
+            raise FailedPrecondition(
+                f"job '{job_id}' already ended ({job['state'].replace('_', ' ')}): nothing to abort"
+            )
+        if not await self.halt(workspace, job_id, "aborted", "aborted by its owner"):
+            raise FailedPrecondition(f"job '{job_id}' already ended: nothing to abort")
+
+    async def halt(self, workspace: str, job_id: str, state: str, reason: str) -> bool:
+        """End an active job as aborted or stopped: withdraw its queued tasks, stop its running
+        ones, keep what was processed. False when the job had ended already."""
+        async with self._advancing:
+            halted = await self.repo.halt_job(workspace, job_id, state, reason)
+        if halted is None:
+            return False
+        for kind in KINDS:
+            try:
+                await self.js.purge_stream(
+                    messaging.TASKS_STREAM, subject=messaging.task_subject(kind, halted.job_uid)
+                )
+            except Exception as error:
+                log.warning("cannot withdraw queued tasks of job %s: %s", job_id, error)
+        await self.send_stop(halted.job_uid, job_id, halted.attempt, reason)
+        try:
+            await self.staging.register_output(
+                workspace, f"{job_id}-processing", common_pb2.BATCH_TYPE_PROCESSING_RESULTS, job_id
+            )
+        except Exception as error:
+            log.warning("cannot register the processing results of job %s: %s", job_id, error)
+        event = events_pb2.EVENT_TYPE_JOB_ABORTED if state == "aborted" else events_pb2.EVENT_TYPE_JOB_STOPPED
+        await publish_event(self.js, event, workspace, job_id, stage=halted.stage, message=reason)
+        await self.logs.add(workspace, job_id, WARNING, f"job {state}: {reason}")
+        return True
+
+    async def send_stop(self, job_uid: str, job_id: str, attempt: int, reason: str) -> None:
+        stop = tasks_pb2.StopTasks(job_id=job_id, attempt=attempt, reason=reason)
+        await self.nc.publish(messaging.control_subject(job_uid), stop.SerializeToString())
+
+    async def resend_stops(self) -> None:
+        for row in await self.repo.recently_halted(RESEND_STOP_FOR_S):
+            await self.send_stop(row["job_uid"], row["job_id"], row["attempt"], "job ended")
+
+    async def restart(self, workspace: str, request: scheduler_pb2.RestartJobRequest) -> None:
+        job_id = validate_id(request.job_id, "job id")
+        job = await self.repo.job(workspace, job_id)
+        machine = None
+        if request.machine_type:
+            machine = MACHINE_NAMES.get(request.machine_type)
+            if machine is None:
+                raise InvalidArgument("machine type must be cpu or gpu")
+        cap = request.max_runtime_seconds if request.HasField("max_runtime_seconds") else None
+        limits = job_limits(request.workers_per_machine, request.max_parallel_tasks, cap)
+        rate = None
+        if request.HasField("max_image_failure_rate"):
+            rate = request.max_image_failure_rate
+            if not 0.0 <= rate <= 1.0:
+                raise InvalidArgument("max image failure rate must be between 0 and 1")
+        if job["state"] not in ENDED:
+            raise FailedPrecondition(
+                f"job '{job_id}' is {job['state']}: only an aborted, stopped or failed job can be restarted"
+            )
+        effective_cap = limits.max_runtime_s if cap is not None else float(job["max_runtime_s"])
+        used = await self.repo.machine_seconds(workspace, job_id)
+        if job["state"] in ("aborted", "stopped", "failed") and effective_cap > 0 and used >= effective_cap:
+            raise FailedPrecondition(
+                f"job '{job_id}' has used {used:.1f} s of machine time and its runtime cap is "
+                f"{effective_cap:g} s: restart it with a larger --max-runtime-seconds"
+            )
+        attempt = await self.repo.restart_job(
+            workspace,
+            job_id,
+            JobChanges(
+                machine_type=machine,
+                workers_per_machine=request.workers_per_machine or None,
+                max_runtime_s=limits.max_runtime_s if cap is not None else None,
+                max_parallel_tasks=request.max_parallel_tasks or None,
+                max_failure_rate=rate,
+            ),
+            planning.for_attempt,
+        )
+        await publish_event(
+            self.js, events_pb2.EVENT_TYPE_JOB_RESTARTED, workspace, job_id, message=f"attempt {attempt}"
+        )
+        await self.logs.add(workspace, job_id, INFO, f"job restarted: attempt {attempt}")
+        await self.advance(workspace, job_id)
+        await self.dispatch()
 
     async def advance(self, workspace: str, job_id: str) -> None:
         """Complete finished stages, start the next one, finish or fail the job.
@@ -239,20 +413,30 @@ class Coordinator:
         job = await self.repo.job(workspace, job_id)
         if job["state"] not in ("queued", "running"):
             return
-        for stage in await self.repo.stages(workspace, job_id):
+        stages = await self.repo.stages(workspace, job_id)
+        for stage in stages:
             if stage.state == "completed":
                 continue
-            if stage.state == "pending":
-                await self._start_export(job, stage)
+            if stage.state == "pending" and stage.tasks_total == 0:
+                await self._start_export(job, stage, stages)
                 return
-            if stage.tasks_total == 0 or stage.tasks_done < stage.tasks_total:
+            if stage.state != "running" or stage.tasks_total == 0 or stage.tasks_done < stage.tasks_total:
                 return
             if not await self._complete_stage(job, stage):
                 return
-        await self.repo.set_job_state(workspace, job_id, "completed")
-        await publish_event(
-            self.js, events_pb2.EVENT_TYPE_JOB_COMPLETED, workspace, job_id, message="completed"
+        processing = stages[0]
+        if processing.items_failed:
+            state, event = "completed_with_errors", events_pb2.EVENT_TYPE_JOB_COMPLETED_WITH_ERRORS
+            message = (
+                f"completed with errors: {processing.items_failed} of {processing.items_total} images failed"
+            )
+        else:
+            state, event, message = "completed", events_pb2.EVENT_TYPE_JOB_COMPLETED, "completed"
+        await self.repo.set_job_state(
+            workspace, job_id, state, error=message if processing.items_failed else ""
         )
+        await publish_event(self.js, event, workspace, job_id, message=message)
+        await self.logs.add(workspace, job_id, WARNING if processing.items_failed else INFO, f"job {message}")
 
     async def _complete_stage(self, job: asyncpg.Record, stage: StageProgress) -> bool:
         """Register the stage's output batch; False when the job failed instead."""
@@ -273,13 +457,25 @@ class Coordinator:
             await self.repo.set_stage_state(workspace, job_id, stage.name, "failed")
             await self.repo.set_job_state(workspace, job_id, "failed", error=error)
             await publish_event(self.js, events_pb2.EVENT_TYPE_JOB_FAILED, workspace, job_id, message=error)
+            await self.logs.add(workspace, job_id, ERROR, f"job failed: {error}")
+            return False
+        if stage.name == planning.EXPORT and stage.items_failed:
+            failed = await self.tasks.failed_tasks(workspace, job_id, stage.name)
+            error = f"export failed: {failed[0]['error'] if failed else 'unknown error'}"
+            await self.repo.set_stage_state(workspace, job_id, stage.name, "failed")
+            await self.repo.set_job_state(workspace, job_id, "failed", error=error)
+            await publish_event(self.js, events_pb2.EVENT_TYPE_JOB_FAILED, workspace, job_id, message=error)
+            await self.logs.add(workspace, job_id, ERROR, f"job failed: {error}")
             return False
         await self.repo.set_stage_state(workspace, job_id, stage.name, "completed")
         return True
 
-    async def _start_export(self, job: asyncpg.Record, stage: StageProgress) -> None:
+    async def _start_export(
+        self, job: asyncpg.Record, stage: StageProgress, stages: list[StageProgress]
+    ) -> None:
         workspace, job_id = job["workspace"], job["job_id"]
         processing_batch = f"{job_id}-processing"
+        failed = await self.tasks.failed_tasks(workspace, job_id, stages[0].name)
         task = planning.export_task(
             job_uid=job["job_uid"],
             job_id=job_id,
@@ -288,13 +484,18 @@ class Coordinator:
             output_url=self.store.batch_url(workspace, stage.output_batch_id),
             aggregation_format=_format_enum(job["aggregation_format"]),
             item_count=stage.items_total,
+            attempt=job["attempt"],
+            failed_tasks=[
+                planning.failed_task(r["task_id"], bytes(r["payload"]), r["error"]) for r in failed
+            ],
         )
         await self.repo.add_tasks(workspace, job_id, [task])
         if not await self.repo.set_stage_state(workspace, job_id, stage.name, "running", was="pending"):
             return  # started already
         await self.repo.set_job_state(workspace, job_id, "running", stage=stage.name)
         await publish_event(self.js, events_pb2.EVENT_TYPE_STAGE_STARTED, workspace, job_id, stage=stage.name)
-        await self.publish_pending()
+        await self.logs.add(workspace, job_id, INFO, f"{stage.name} stage started")
+        await self.dispatch()
 
     def notice(self, state: str, stage: StageProgress | None) -> str:
         """Why an active job waits, in plain words; empty when nothing is wrong."""
@@ -305,6 +506,24 @@ class Coordinator:
             return ""
         who = "no exporter is running" if kind == "export" else f"no {kind} worker is running"
         return f"{who}: the {stage.name} stage waits until one starts"
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    workers_per_machine: int
+    max_parallel_tasks: int
+    max_runtime_s: float
+
+
+def job_limits(workers_per_machine: int, max_parallel_tasks: int, max_runtime_s: float | None) -> JobLimits:
+    """Check a job's limits; 0 means none (for the cap: unset means none, and it must be > 0)."""
+    if workers_per_machine < 0:
+        raise InvalidArgument("workers per machine must be positive")
+    if max_parallel_tasks < 0:
+        raise InvalidArgument("max parallel tasks must be positive")
+    if max_runtime_s is not None and not max_runtime_s > 0:
+        raise InvalidArgument(f"max runtime seconds must be greater than 0, not {max_runtime_s:g}")
+    return JobLimits(workers_per_machine, max_parallel_tasks, max_runtime_s or 0.0)
 
 
 def parse_parameters(text: str) -> dict[str, Any]:

@@ -17,6 +17,9 @@ _KIND = {
     events_pb2.EVENT_TYPE_JOB_COMPLETED: "job_completed",
     events_pb2.EVENT_TYPE_JOB_FAILED: "job_failed",
     events_pb2.EVENT_TYPE_JOB_ABORTED: "job_aborted",
+    events_pb2.EVENT_TYPE_JOB_STOPPED: "job_stopped",
+    events_pb2.EVENT_TYPE_JOB_RESTARTED: "job_restarted",
+    events_pb2.EVENT_TYPE_JOB_COMPLETED_WITH_ERRORS: "job_completed_with_errors",
 }
 
 

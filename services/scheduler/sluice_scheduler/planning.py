@@ -8,6 +8,7 @@ from sluice_scheduler.repository import NewTask
 PROCESSING = "processing"
 EXPORT = "export"
 DEFAULT_MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
+MACHINE_ENUMS = {"cpu": common_pb2.MACHINE_TYPE_CPU, "gpu": common_pb2.MACHINE_TYPE_GPU}
 
 
 def processing_tasks(
@@ -38,7 +39,10 @@ def export_task(
     output_url: str,
     aggregation_format: common_pb2.AggregationFormat,
     item_count: int,
+    attempt: int = 1,
+    failed_tasks: list[tasks_pb2.FailedTask] | None = None,
 ) -> NewTask:
+    """The export task; the inputs of `failed_tasks` become error records in the export."""
     task = tasks_pb2.Task(
         task_id=f"{job_uid}-e00000",
         job_id=job_id,
@@ -48,5 +52,22 @@ def export_task(
         output_url=output_url,
         aggregation_format=aggregation_format,
         max_archive_bytes=DEFAULT_MAX_ARCHIVE_BYTES,
+        attempt=attempt,
+        failed_tasks=failed_tasks or [],
     )
-    return NewTask(task.task_id, EXPORT, item_count, task.SerializeToString())
+    return NewTask(task.task_id, EXPORT, item_count, task.SerializeToString(), attempt)
+
+
+def failed_task(task_id: str, payload: bytes, error: str) -> tasks_pb2.FailedTask:
+    """What the exporter needs of a processing task that failed: its inputs and why."""
+    task = tasks_pb2.Task.FromString(payload)
+    return tasks_pb2.FailedTask(task_id=task_id, input_names=list(task.input_names), error=error)
+
+
+def for_attempt(payload: bytes, attempt: int, machine_type: str) -> bytes:
+    """A task's payload for a restart: its attempt, and the machine type the job now runs on."""
+    task = tasks_pb2.Task.FromString(payload)
+    task.attempt = attempt
+    if task.stage == PROCESSING:
+        task.machine_type = MACHINE_ENUMS[machine_type]
+    return task.SerializeToString()

@@ -1,13 +1,16 @@
-"""SQL of the scheduler's own schema: workflows, jobs, stages and tasks."""
+"""SQL of the scheduler's own schema: workflows, jobs and stages (tasks: task_records.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from sluice.errors import AlreadyExists, NotFound
+from sluice.errors import AlreadyExists, FailedPrecondition, NotFound
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,12 @@ class StageProgress:
     tasks_done: int
     items_done: int
     items_failed: int
+    waiting: int = 0
+    queued: int = 0
+    running: int = 0
+    done: int = 0
+    failed: int = 0
+    interrupted: int = 0
 
 
 @dataclass(frozen=True)
@@ -29,16 +38,32 @@ class NewTask:
     stage: str
     item_count: int
     payload: bytes
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
-class RecordedResult:
-    """What a task result changed: the task's job, and whether this result was the first for it."""
+class HaltedJob:
+    """A job an abort or the runtime cap just ended: what the workers must be told."""
 
-    workspace: str
-    job_id: str
+    job_uid: str
+    attempt: int
     stage: str
-    first: bool
+
+
+@dataclass(frozen=True)
+class JobChanges:
+    """What a restart may change; None keeps the job's value."""
+
+    machine_type: str | None = None
+    workers_per_machine: int | None = None
+    max_runtime_s: float | None = None
+    max_parallel_tasks: int | None = None
+    max_failure_rate: float | None = None
+
+
+ACTIVE = ("queued", "running")
+RESTARTABLE = ("aborted", "stopped", "failed")
+ENDED = ("completed", "completed_with_errors", "failed", "aborted", "stopped")
 
 
 class Repository:
@@ -112,8 +137,8 @@ class Repository:
                     "INSERT INTO jobs (workspace, job_id, job_uid, workflow_id, workflow_version, "
                     "batch_id, state, current_stage, machine_type, workers_per_machine, "
                     "save_image_outputs, aggregation_format, max_failure_rate, workflow_params, "
-                    "image_outputs_to_save) "
-                    "VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10,$11,$12,$13,$14)",
+                    "image_outputs_to_save, max_runtime_s, max_parallel_tasks, priority) "
+                    "VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
                     job["workspace"],
                     job["job_id"],
                     job["job_uid"],
@@ -128,6 +153,9 @@ class Repository:
                     job["max_failure_rate"],
                     job["workflow_params"],
                     job["image_outputs_to_save"],
+                    job["max_runtime_s"],
+                    job["max_parallel_tasks"],
+                    job["priority"],
                 )
             except asyncpg.UniqueViolationError:
                 raise AlreadyExists(f"job '{job['job_id']}' already exists") from None
@@ -139,7 +167,7 @@ class Repository:
                     job["job_id"],
                     stage["name"],
                     position,
-                    "running" if position == 0 else "pending",
+                    "pending",  # the first stage runs once its first task is dispatched
                     stage["machine_type"],
                     stage["output_batch_id"],
                     stage["items_total"],
@@ -155,9 +183,9 @@ class Repository:
         conn: PoolConnectionProxy, workspace: str, job_id: str, tasks: list[NewTask]
     ) -> None:
         await conn.executemany(
-            "INSERT INTO tasks (workspace, job_id, task_id, stage, state, item_count, payload) "
-            "VALUES ($1,$2,$3,$4,'pending',$5,$6) ON CONFLICT (task_id) DO NOTHING",
-            [(workspace, job_id, t.task_id, t.stage, t.item_count, t.payload) for t in tasks],
+            "INSERT INTO tasks (workspace, job_id, task_id, stage, state, item_count, payload, attempt) "
+            "VALUES ($1,$2,$3,$4,'pending',$5,$6,$7) ON CONFLICT (task_id) DO NOTHING",
+            [(workspace, job_id, t.task_id, t.stage, t.item_count, t.payload, t.attempt) for t in tasks],
         )
 
     async def job(self, workspace: str, job_id: str) -> asyncpg.Record:
@@ -168,14 +196,31 @@ class Repository:
             raise NotFound(f"job '{job_id}' not found")
         return row
 
-    async def jobs(self, workspace: str, limit: int) -> list[asyncpg.Record]:
+    async def jobs(
+        self,
+        workspace: str,
+        limit: int,
+        states: list[str] | None = None,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[asyncpg.Record]:
+        """Jobs newest first, only in `states` when given, after the page ending at `before`."""
+        created, job_id = before if before is not None else (None, None)
         return list(
             await self.pool.fetch(
-                "SELECT * FROM jobs WHERE workspace=$1 ORDER BY created_at DESC LIMIT $2",
+                "SELECT * FROM jobs WHERE workspace=$1 "
+                "AND ($3::text[] IS NULL OR state = ANY($3::text[])) "
+                "AND ($4::timestamptz IS NULL OR (created_at, job_id) < ($4, $5::text)) "
+                "ORDER BY created_at DESC, job_id DESC LIMIT $2",
                 workspace,
                 limit,
+                states or None,
+                created,
+                job_id,
             )
         )
+
+    async def job_by_uid(self, job_uid: str) -> asyncpg.Record | None:
+        return await self.pool.fetchrow("SELECT * FROM jobs WHERE job_uid=$1", job_uid)
 
     async def active_jobs(self) -> list[asyncpg.Record]:
         return list(await self.pool.fetch("SELECT * FROM jobs WHERE state IN ('queued', 'running')"))
@@ -186,7 +231,13 @@ class Repository:
             "count(t.task_id) AS tasks_total, "
             "count(t.task_id) FILTER (WHERE t.state IN ('done', 'failed')) AS tasks_done, "
             "coalesce(sum(t.items_done), 0)::bigint AS items_done, "
-            "coalesce(sum(t.items_failed), 0)::bigint AS items_failed "
+            "coalesce(sum(t.items_failed), 0)::bigint AS items_failed, "
+            "count(t.task_id) FILTER (WHERE t.state = 'pending') AS waiting, "
+            "count(t.task_id) FILTER (WHERE t.state = 'queued') AS queued, "
+            "count(t.task_id) FILTER (WHERE t.state = 'running') AS running, "
+            "count(t.task_id) FILTER (WHERE t.state = 'done') AS done, "
+            "count(t.task_id) FILTER (WHERE t.state = 'failed') AS failed, "
+            "count(t.task_id) FILTER (WHERE t.state = 'interrupted') AS interrupted "
             "FROM stages s LEFT JOIN tasks t "
             "ON t.workspace=s.workspace AND t.job_id=s.job_id AND t.stage=s.name "
             "WHERE s.workspace=$1 AND s.job_id=$2 "
@@ -200,10 +251,13 @@ class Repository:
     async def set_job_state(
         self, workspace: str, job_id: str, state: str, *, stage: str | None = None, error: str = ""
     ) -> None:
-        """Move an active job to `state`; a job that ended (completed, failed) stays as it is."""
+        """Move an active job to `state`; a job that ended stays as it is."""
         await self.pool.execute(
             "UPDATE jobs SET state=$3, current_stage=coalesce($4, current_stage), error=$5, "
-            "updated_at=now() WHERE workspace=$1 AND job_id=$2 AND state IN ('queued', 'running')",
+            "updated_at=now(), "
+            "started_at=CASE WHEN $3='running' THEN coalesce(started_at, now()) ELSE started_at END, "
+            "ended_at=CASE WHEN $3 IN ('queued', 'running') THEN NULL ELSE now() END "
+            "WHERE workspace=$1 AND job_id=$2 AND state IN ('queued', 'running')",
             workspace,
             job_id,
             state,
@@ -226,59 +280,139 @@ class Repository:
         )
         return str(result) != "UPDATE 0"
 
-    # Tasks
+    async def machine_seconds(self, workspace: str, job_id: str) -> float:
+        """Machine time the job's tasks used so far, over all attempts (slots summed)."""
+        value = await self.pool.fetchval(
+            "SELECT coalesce(sum(machine_s + open_s), 0) FROM tasks WHERE workspace=$1 AND job_id=$2",
+            workspace,
+            job_id,
+        )
+        return float(value or 0.0)
 
-    async def pending_tasks(self, limit: int = 500) -> list[asyncpg.Record]:
-        """Tasks written but not yet published (after a crash between the two, they go out again)."""
+    async def jobs_over_cap(self) -> list[asyncpg.Record]:
+        """Active jobs whose machine time reached their runtime cap."""
         return list(
             await self.pool.fetch(
-                "SELECT t.task_id, t.payload, t.stage, t.workspace, t.job_id, j.job_uid, "
-                "s.machine_type FROM tasks t "
-                "JOIN jobs j ON j.workspace=t.workspace AND j.job_id=t.job_id "
-                "JOIN stages s ON s.workspace=t.workspace AND s.job_id=t.job_id AND s.name=t.stage "
-                "WHERE t.state='pending' AND j.state IN ('queued', 'running') "
-                "ORDER BY t.task_id LIMIT $1",
-                limit,
+                "SELECT j.workspace, j.job_id, j.max_runtime_s, sum(t.machine_s + t.open_s) AS used "
+                "FROM jobs j JOIN tasks t ON t.workspace=j.workspace AND t.job_id=j.job_id "
+                "WHERE j.state IN ('queued', 'running') AND j.max_runtime_s > 0 "
+                "GROUP BY j.workspace, j.job_id, j.max_runtime_s "
+                "HAVING sum(t.machine_s + t.open_s) >= j.max_runtime_s"
             )
         )
 
-    async def mark_published(self, task_ids: list[str]) -> None:
-        await self.pool.execute(
-            "UPDATE tasks SET state='published', updated_at=now() "
-            "WHERE task_id = ANY($1::text[]) AND state='pending'",
-            task_ids,
+    async def recently_halted(self, within_s: float) -> list[asyncpg.Record]:
+        """Jobs aborted or stopped in the last `within_s` seconds (their workers are told again)."""
+        return list(
+            await self.pool.fetch(
+                "SELECT workspace, job_id, job_uid, attempt FROM jobs "
+                "WHERE halted_at > now() - make_interval(secs => $1) AND state IN ('aborted', 'stopped')",
+                within_s,
+            )
         )
 
-    async def record_result(
-        self,
-        task_id: str,
-        *,
-        ok: bool,
-        items_done: int,
-        items_failed: int,
-        worker_id: str,
-        error: str,
-    ) -> RecordedResult | None:
-        """Mark a task finished; None when the task is unknown."""
+    async def halt_job(self, workspace: str, job_id: str, state: str, reason: str) -> HaltedJob | None:
+        """End an active job as aborted or stopped; its unfinished tasks become interrupted.
+
+        None when the job was not active (it ended already).
+        """
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                "SELECT workspace, job_id, stage, state, item_count FROM tasks WHERE task_id=$1 FOR UPDATE",
-                task_id,
+                "UPDATE jobs SET state=$3, error=$4, updated_at=now(), ended_at=now(), halted_at=now() "
+                "WHERE workspace=$1 AND job_id=$2 AND state IN ('queued', 'running') "
+                "RETURNING job_uid, attempt, current_stage",
+                workspace,
+                job_id,
+                state,
+                reason,
             )
             if row is None:
                 return None
-            first = row["state"] not in ("done", "failed")
-            if first:
-                if not ok:
-                    items_done, items_failed = row["item_count"], row["item_count"]
-                await conn.execute(
-                    "UPDATE tasks SET state=$2, items_done=$3, items_failed=$4, worker_id=$5, "
-                    "error=$6, updated_at=now() WHERE task_id=$1",
-                    task_id,
-                    "done" if ok else "failed",
-                    items_done,
-                    items_failed,
-                    worker_id,
-                    error,
+            await conn.execute(
+                "UPDATE tasks SET state='interrupted', updated_at=now() "
+                "WHERE workspace=$1 AND job_id=$2 AND state IN ('pending', 'queued', 'running')",
+                workspace,
+                job_id,
+            )
+            await conn.execute(
+                "UPDATE stages SET state=$4 WHERE workspace=$1 AND job_id=$2 AND name=$3 "
+                "AND state IN ('pending', 'running')",
+                workspace,
+                job_id,
+                row["current_stage"],
+                state,
+            )
+            return HaltedJob(row["job_uid"], row["attempt"], row["current_stage"])
+
+    async def restart_job(
+        self, workspace: str, job_id: str, changes: JobChanges, rewrite: Callable[[bytes, int, str], bytes]
+    ) -> int:
+        """Make an aborted, stopped or failed job active again as its next attempt.
+
+        Tasks that did not finish (and failed ones) go back to pending, their payloads rewritten
+        by `rewrite(payload, attempt, machine type)`; done tasks are kept. Returns the attempt.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            job = await conn.fetchrow(
+                "SELECT * FROM jobs WHERE workspace=$1 AND job_id=$2 FOR UPDATE", workspace, job_id
+            )
+            if job is None:
+                raise NotFound(f"job '{job_id}' not found")
+            if job["state"] not in RESTARTABLE:
+                raise FailedPrecondition(
+                    f"job '{job_id}' is {job['state'].replace('_', ' ')}: only an aborted, stopped "
+                    "or failed job can be restarted"
                 )
-            return RecordedResult(row["workspace"], row["job_id"], row["stage"], first)
+            attempt = job["attempt"] + 1
+            machine = changes.machine_type or job["machine_type"]
+            await conn.execute(
+                "UPDATE jobs SET state='queued', attempt=$3, error='', ended_at=NULL, halted_at=NULL, "
+                "updated_at=now(), machine_type=$4, workers_per_machine=$5, max_runtime_s=$6, "
+                "max_parallel_tasks=$7, max_failure_rate=$8 WHERE workspace=$1 AND job_id=$2",
+                workspace,
+                job_id,
+                attempt,
+                machine,
+                _keep(changes.workers_per_machine, job["workers_per_machine"]),
+                _keep(changes.max_runtime_s, job["max_runtime_s"]),
+                _keep(changes.max_parallel_tasks, job["max_parallel_tasks"]),
+                _keep(changes.max_failure_rate, job["max_failure_rate"]),
+            )
+            await conn.execute(
+                "UPDATE stages SET machine_type=$3 WHERE workspace=$1 AND job_id=$2 AND position=0",
+                workspace,
+                job_id,
+                machine,
+            )
+            rerun = await conn.fetch(
+                "SELECT task_id, stage, payload FROM tasks WHERE workspace=$1 AND job_id=$2 "
+                "AND state NOT IN ('done') ORDER BY task_id",
+                workspace,
+                job_id,
+            )
+            await conn.executemany(
+                "UPDATE tasks SET state='pending', items_done=0, items_failed=0, error='', "
+                "attempt=$2, publications=0, deliveries=0, machine_s=machine_s + open_s, open_s=0, "
+                "open_delivery='', payload=$3, updated_at=now() WHERE task_id=$1",
+                [(r["task_id"], attempt, rewrite(bytes(r["payload"]), attempt, machine)) for r in rerun],
+            )
+            # The stage the job ended in runs again: pending until a task of it is dispatched,
+            # running at once when it has nothing to rerun (it then completes or fails anew).
+            stage = job["current_stage"]
+            has_work = any(r["stage"] == stage for r in rerun)
+            await conn.execute(
+                "UPDATE stages SET state=$4 WHERE workspace=$1 AND job_id=$2 AND name=$3",
+                workspace,
+                job_id,
+                stage,
+                "pending" if has_work else "running",
+            )
+            if not has_work:
+                await conn.execute(
+                    "UPDATE jobs SET state='running' WHERE workspace=$1 AND job_id=$2", workspace, job_id
+                )
+            return int(attempt)
+
+
+def _keep(value: Any, current: Any) -> Any:
+    return current if value is None else value

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +25,7 @@ from sluice.grpc_server import start_server, stop_server
 from sluice.storage import ObjectStore
 from sluice.v1 import scheduler_pb2_grpc, tasks_pb2
 from sluice_scheduler.coordinator import Coordinator, SchedulerOptions
+from sluice_scheduler.dispatcher import KINDS
 from sluice_scheduler.repository import Repository
 from sluice_scheduler.servicer import SchedulerServicer
 from sluice_scheduler.staging_client import StagingClient
@@ -31,15 +34,28 @@ from sluice_scheduler.workers_seen import WorkersSeen
 log = logging.getLogger(__name__)
 SERVICE_NAME = "sluice.v1.SchedulerService"
 RESULTS_CONSUMER = "scheduler"
+LOGS_CONSUMER = "scheduler-logs"
 TICK_S = 1.0
 RESULT_DEADLINE_S = 60.0
+# A task no worker reported on for this long is published again (workers report every few
+# seconds while they hold one; the max-deliveries advisory normally comes first).
+STRANDED_AFTER_S = messaging.TASK_ACK_WAIT_S * (messaging.MAX_DELIVERIES + 1) + 30.0
+SWEEP_EVERY_S = 10.0
 
 
-async def _follow_results(js: JetStreamContext, coordinator: Coordinator, stop: asyncio.Event) -> None:
+async def _follow(
+    js: JetStreamContext,
+    subject: str,
+    stream: str,
+    durable: str,
+    handle: Callable[[Msg], Awaitable[None]],
+    stop: asyncio.Event,
+) -> None:
+    """Handle each message of a work-queue stream once, acking it after `handle` returns."""
     sub = await js.pull_subscribe(
-        "sluice.results.>",
-        durable=RESULTS_CONSUMER,
-        stream=messaging.RESULTS_STREAM,
+        subject,
+        durable=durable,
+        stream=stream,
         config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=-1),
     )
     while not stop.is_set():
@@ -49,13 +65,52 @@ async def _follow_results(js: JetStreamContext, coordinator: Coordinator, stop: 
             continue
         for msg in messages:
             try:
-                result = tasks_pb2.TaskResult.FromString(msg.data)
-                await asyncio.wait_for(coordinator.handle_result(result), RESULT_DEADLINE_S)
+                await asyncio.wait_for(handle(msg), RESULT_DEADLINE_S)
             except Exception:
-                log.exception("handling a task result failed; it will be retried")
+                log.exception("handling a message on %s failed; it will be retried", msg.subject)
                 await msg.nak(delay=2)
                 continue
             await msg.ack()
+
+
+def _result_handler(coordinator: Coordinator) -> Callable[[Msg], Awaitable[None]]:
+    async def handle(msg: Msg) -> None:
+        await coordinator.handle_result(tasks_pb2.TaskResult.FromString(msg.data))
+
+    return handle
+
+
+def _log_handler(coordinator: Coordinator) -> Callable[[Msg], Awaitable[None]]:
+    async def handle(msg: Msg) -> None:
+        record = tasks_pb2.WorkerLog.FromString(msg.data)
+        await coordinator.handle_worker_log(msg.subject.rsplit(".", 1)[-1], record)
+
+    return handle
+
+
+async def _subscribe_reports(nc: Client, js: JetStreamContext, coordinator: Coordinator) -> None:
+    """Progress reports and JetStream's max-deliveries advisories (core NATS, lossy)."""
+
+    async def on_progress(msg: Msg) -> None:
+        try:
+            await coordinator.handle_progress(tasks_pb2.TaskProgress.FromString(msg.data))
+        except Exception as error:
+            log.warning("cannot record a progress report: %s", error)
+
+    async def on_max_deliveries(msg: Msg) -> None:
+        try:
+            advisory = json.loads(msg.data)
+            seq = int(advisory["stream_seq"])
+            stored = await js.get_msg(messaging.TASKS_STREAM, seq)
+            task = tasks_pb2.Task.FromString(stored.data or b"")
+            await coordinator.handle_max_deliveries(task.task_id, int(advisory.get("deliveries", 0)))
+            await js.delete_msg(messaging.TASKS_STREAM, seq)
+        except Exception as error:  # the stranded-task sweep catches what this misses
+            log.warning("cannot handle a max-deliveries advisory: %s", error)
+
+    await nc.subscribe("sluice.progress.*", queue="scheduler", cb=on_progress)
+    for kind in KINDS:
+        await nc.subscribe(messaging.max_deliveries_advisory(kind), queue="scheduler", cb=on_max_deliveries)
 
 
 async def _supervised(name: str, loop: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
@@ -70,16 +125,21 @@ async def _supervised(name: str, loop: Callable[[], Awaitable[None]], stop: asyn
 
 
 async def _tick(coordinator: Coordinator, stop: asyncio.Event) -> None:
-    """Publish tasks left unpublished, start jobs whose workers arrived, finish stalled stages."""
+    """Dispatch into free slots, enforce runtime caps, repeat stops, finish stalled stages."""
     recovered = False
+    last_sweep = time.monotonic()
     while not stop.is_set():
         try:
-            await coordinator.publish_pending()
-            await coordinator.start_waiting_jobs()
+            await coordinator.dispatch()
+            await coordinator.enforce_runtime_caps()
+            await coordinator.resend_stops()
             if not recovered:
                 for job in await coordinator.repo.active_jobs():
                     await coordinator.advance(job["workspace"], job["job_id"])
                 recovered = True
+            if time.monotonic() - last_sweep > SWEEP_EVERY_S:
+                last_sweep = time.monotonic()
+                await coordinator.requeue_stranded(STRANDED_AFTER_S)
         except Exception:
             log.exception("scheduler tick failed")
         with contextlib.suppress(TimeoutError):
@@ -124,7 +184,8 @@ async def start(settings: Settings, address: str, options: SchedulerOptions) -> 
     await nc.subscribe("sluice.workers.*", cb=on_heartbeat)
     staging = StagingClient(settings.staging_address, settings.internal_token)
     repo = Repository(pool)
-    coordinator = Coordinator(repo, staging, js, ObjectStore(settings.store_url), workers, options)
+    coordinator = Coordinator(repo, staging, nc, ObjectStore(settings.store_url), workers, options)
+    await _subscribe_reports(nc, js, coordinator)
     servicer = SchedulerServicer(repo, coordinator)
     server, health, port = await start_server(
         [(scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server, servicer, SERVICE_NAME)],
@@ -134,7 +195,29 @@ async def start(settings: Settings, address: str, options: SchedulerOptions) -> 
     log.info("scheduler listening on port %d", port)
     stop = asyncio.Event()
     loops = [
-        asyncio.create_task(_supervised("results", lambda: _follow_results(js, coordinator, stop), stop)),
+        asyncio.create_task(
+            _supervised(
+                "results",
+                lambda: _follow(
+                    js,
+                    "sluice.results.>",
+                    messaging.RESULTS_STREAM,
+                    RESULTS_CONSUMER,
+                    _result_handler(coordinator),
+                    stop,
+                ),
+                stop,
+            )
+        ),
+        asyncio.create_task(
+            _supervised(
+                "logs",
+                lambda: _follow(
+                    js, "sluice.logs.>", messaging.LOGS_STREAM, LOGS_CONSUMER, _log_handler(coordinator), stop
+                ),
+                stop,
+            )
+        ),
         asyncio.create_task(_supervised("tick", lambda: _tick(coordinator, stop), stop)),
     ]
     return RunningScheduler(port, coordinator, stop, server, health, loops, nc, staging, pool)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import grpc
 
+from sluice.errors import InvalidArgument
 from sluice.grpc_server import current_workspace
 from sluice.ids import validate_id
 from sluice.v1 import scheduler_pb2, scheduler_pb2_grpc
 from sluice.workflow import canonical_json, compile_workflow
-from sluice_scheduler import convert
+from sluice_scheduler import convert, paging
 from sluice_scheduler.coordinator import Coordinator
 from sluice_scheduler.repository import Repository
 
@@ -50,10 +51,15 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def ListJobs(
         self, request: scheduler_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.ListJobsResponse:
+        if request.page_size < 0:
+            raise InvalidArgument("page size must be positive")
         limit = min(request.page_size or 100, 1000)
-        rows = await self.repo.jobs(current_workspace(), limit)
-        jobs = [await self._job(row["job_id"]) for row in rows]
-        return scheduler_pb2.ListJobsResponse(jobs=jobs)
+        states = [convert.job_state_name(state) for state in request.states]
+        before = paging.decode_job_token(request.page_token) if request.page_token else None
+        rows = await self.repo.jobs(current_workspace(), limit + 1, states, before)
+        jobs = [await self._job(row["job_id"], with_tasks=False) for row in rows[:limit]]
+        token = paging.job_token(rows[limit - 1]) if len(rows) > limit else ""
+        return scheduler_pb2.ListJobsResponse(jobs=jobs, next_page_token=token)
 
     async def GetJob(
         self, request: scheduler_pb2.GetJobRequest, context: grpc.aio.ServicerContext
@@ -61,9 +67,42 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         validate_id(request.job_id, "job id")
         return await self._job(request.job_id)
 
-    async def _job(self, job_id: str) -> scheduler_pb2.Job:
+    async def AbortJob(
+        self, request: scheduler_pb2.AbortJobRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.Job:
+        job_id = validate_id(request.job_id, "job id")
+        await self.coordinator.abort(current_workspace(), job_id)
+        return await self._job(job_id)
+
+    async def RestartJob(
+        self, request: scheduler_pb2.RestartJobRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.Job:
+        await self.coordinator.restart(current_workspace(), request)
+        return await self._job(request.job_id)
+
+    async def FetchLogs(
+        self, request: scheduler_pb2.FetchLogsRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.FetchLogsResponse:
+        job_id = validate_id(request.job_id, "job id")
+        workspace = current_workspace()
+        await self.repo.job(workspace, job_id)  # NotFound for another workspace's job
+        if request.page_size < 0:
+            raise InvalidArgument("page size must be positive")
+        limit = min(request.page_size or 1000, 1000)
+        after = paging.decode_log_token(request.page_token) if request.page_token else 0
+        rows = await self.coordinator.logs.page(
+            workspace, job_id, int(request.min_severity), limit + 1, after
+        )
+        token = str(rows[limit - 1]["id"]) if len(rows) > limit else ""
+        return scheduler_pb2.FetchLogsResponse(
+            records=[convert.log_record(r) for r in rows[:limit]], next_page_token=token
+        )
+
+    async def _job(self, job_id: str, with_tasks: bool = True) -> scheduler_pb2.Job:
         workspace = current_workspace()
         row = await self.repo.job(workspace, job_id)
         stages = await self.repo.stages(workspace, job_id)
         current = next((s for s in stages if s.name == row["current_stage"]), None)
-        return convert.job(row, stages, self.coordinator.notice(row["state"], current))
+        used = await self.repo.machine_seconds(workspace, job_id)
+        tasks = await self.coordinator.tasks.notable(workspace, job_id) if with_tasks else []
+        return convert.job(row, stages, self.coordinator.notice(row["state"], current), used, tasks)

@@ -4,33 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+from collections.abc import Callable
 from pathlib import Path
 
-from tqdm import tqdm
-
-from sluice.cli.context import Connection, connection
+from sluice.cli import log_commands
+from sluice.cli.context import connection
+from sluice.cli.job_follow import wait
+from sluice.cli.job_states import JOB_STATE_CHOICES, JOB_STATES, STAGE_STATES, TASK_STATES, task_counts
 from sluice.cli.output import fields, table, when
 from sluice.errors import InvalidArgument
 from sluice.ids import validate_id
 from sluice.v1 import common_pb2, scheduler_pb2
 
-JOB_STATES = {
-    scheduler_pb2.JOB_STATE_QUEUED: "queued",
-    scheduler_pb2.JOB_STATE_RUNNING: "running",
-    scheduler_pb2.JOB_STATE_COMPLETED: "completed",
-    scheduler_pb2.JOB_STATE_FAILED: "failed",
-    scheduler_pb2.JOB_STATE_ABORTED: "aborted",
-}
-STAGE_STATES = {
-    scheduler_pb2.STAGE_STATE_PENDING: "pending",
-    scheduler_pb2.STAGE_STATE_RUNNING: "running",
-    scheduler_pb2.STAGE_STATE_COMPLETED: "completed",
-    scheduler_pb2.STAGE_STATE_FAILED: "failed",
-}
 MACHINE_TYPES = {"cpu": common_pb2.MACHINE_TYPE_CPU, "gpu": common_pb2.MACHINE_TYPE_GPU}
 FORMATS = {"jsonl": common_pb2.AGGREGATION_FORMAT_JSONL, "csv": common_pb2.AGGREGATION_FORMAT_CSV}
-ENDED = {scheduler_pb2.JOB_STATE_COMPLETED, scheduler_pb2.JOB_STATE_FAILED, scheduler_pb2.JOB_STATE_ABORTED}
 
 
 def _progress(job: scheduler_pb2.Job) -> str:
@@ -47,12 +34,16 @@ def process_images_with_workflow(args: argparse.Namespace) -> int:
         workflow_id=validate_id(args.workflow_id, "workflow id"),
         batch_id=validate_id(args.batch_id, "batch id"),
         machine_type=MACHINE_TYPES[args.machine_type],
-        workers_per_machine=args.workers_per_machine,
+        workers_per_machine=args.workers_per_machine or 0,
         save_image_outputs=args.save_image_outputs,
         aggregation_format=FORMATS[args.aggregation_format],
+        max_parallel_tasks=args.max_parallel_tasks or 0,
+        priority=args.priority,
     )
     if args.max_image_failure_rate is not None:
         request.max_image_failure_rate = args.max_image_failure_rate
+    if args.max_runtime_seconds is not None:
+        request.max_runtime_seconds = args.max_runtime_seconds
     if args.workflow_params:
         request.workflow_params_json = _read_params(args.workflow_params)
     if args.image_input_name:
@@ -63,7 +54,7 @@ def process_images_with_workflow(args: argparse.Namespace) -> int:
     print(f"job {job.job_id} {JOB_STATES[job.state]}")
     if job.notice:
         print(f"note: {job.notice}")
-    return _wait(conn, job.job_id, noticed=job.notice) if args.wait else 0
+    return wait(conn, job.job_id, noticed=job.notice) if args.wait else 0
 
 
 def _read_params(path: Path) -> str:
@@ -79,40 +70,14 @@ def _read_params(path: Path) -> str:
     return json.dumps(params)
 
 
-def _wait(conn: Connection, job_id: str, noticed: str = "") -> int:
-    """Follow a job until it ends, with a progress bar per stage; non-zero unless it completed."""
-    stub = conn.scheduler()
-    bar: tqdm | None = None
-    bar_stage = ""
-    while True:
-        job = stub.GetJob(scheduler_pb2.GetJobRequest(job_id=job_id), metadata=conn.metadata)
-        stage = next((s for s in job.stages if s.name == job.current_stage), None)
-        if stage is not None:
-            if bar is None or bar_stage != stage.name:
-                if bar is not None:
-                    bar.close()
-                bar = tqdm(total=stage.items_total, desc=stage.name, unit="img", disable=None)
-                bar_stage = stage.name
-                if bar.disable:  # not a terminal: one line per stage instead of a bar
-                    print(f"{stage.name}: {stage.items_total} items", flush=True)
-            bar.update(stage.items_done - bar.n)
-        if job.notice and job.notice != noticed:
-            tqdm.write(f"note: {job.notice}")
-            noticed = job.notice
-        if job.state in ENDED:
-            break
-        time.sleep(0.5)
-    if bar is not None:
-        bar.close()
-    print(f"job {job.job_id} {JOB_STATES[job.state]}" + (f": {job.error}" if job.error else ""))
-    return 0 if job.state == scheduler_pb2.JOB_STATE_COMPLETED else 1
-
-
 def list_jobs(args: argparse.Namespace) -> int:
     conn = connection(args)
-    found = conn.scheduler().ListJobs(
-        scheduler_pb2.ListJobsRequest(page_size=args.limit), metadata=conn.metadata
+    request = scheduler_pb2.ListJobsRequest(
+        page_size=args.page_size,
+        page_token=args.page_token or "",
+        states=[JOB_STATE_CHOICES[state] for state in args.state or []],
     )
+    found = conn.scheduler().ListJobs(request, metadata=conn.metadata)
     if not found.jobs:
         print("no jobs")
         return 0
@@ -121,7 +86,14 @@ def list_jobs(args: argparse.Namespace) -> int:
         for j in found.jobs
     ]
     print(table(["JOB", "STATE", "PROGRESS", "WORKFLOW", "BATCH", "CREATED"], rows))
+    if found.next_page_token:
+        print(f"next page: --page-token {found.next_page_token}")
     return 0
+
+
+def _machine_time(job: scheduler_pb2.Job) -> str:
+    used = f"{job.machine_seconds:.1f} s"
+    return f"{used} of {job.max_runtime_seconds:g} s cap" if job.max_runtime_seconds else used
 
 
 def show_job_details(args: argparse.Namespace) -> int:
@@ -133,21 +105,27 @@ def show_job_details(args: argparse.Namespace) -> int:
         ("job id", job.job_id),
         ("state", JOB_STATES[job.state]),
         ("stage", job.current_stage),
+        ("attempt", job.attempt),
         ("workflow", f"{job.workflow_id} (version {job.workflow_version})"),
         ("batch", job.batch_id),
         ("machine type", {1: "cpu", 2: "gpu"}.get(job.machine_type, "?")),
+        ("machine time", _machine_time(job)),
+        ("parallel tasks", job.max_parallel_tasks or "as many as the workers have slots"),
+        ("workers per machine", job.workers_per_machine or "every slot"),
+        ("priority", job.priority),
         ("created", when(job.created_at)),
-        ("updated", when(job.updated_at)),
+        ("started", when(job.started_at)),
+        ("ended", when(job.ended_at)),
     ]
     if job.notice:
         pairs.append(("notice", job.notice))
     if job.error:
-        pairs.append(("error", job.error))
+        pairs.append(("reason" if job.state != scheduler_pb2.JOB_STATE_FAILED else "error", job.error))
     print(fields(pairs))
     print()
     print(
         table(
-            ["STAGE", "STATE", "TASKS", "ITEMS", "FAILED", "OUTPUT BATCH"],
+            ["STAGE", "STATE", "TASKS", "ITEMS", "FAILED", "TASK STATES", "OUTPUT BATCH"],
             [
                 (
                     s.name,
@@ -155,17 +133,104 @@ def show_job_details(args: argparse.Namespace) -> int:
                     f"{s.tasks_done}/{s.tasks_total}",
                     f"{s.items_done}/{s.items_total}",
                     s.items_failed,
+                    task_counts(s.task_counts),
                     s.output_batch_id,
                 )
                 for s in job.stages
             ],
         )
     )
+    if job.tasks:
+        print()
+        rows = [
+            (
+                t.task_id,
+                TASK_STATES[t.state],
+                f"{t.items_done}/{t.items_total}",
+                t.items_failed,
+                t.deliveries,
+                f"{t.machine_seconds:.1f}",
+                t.worker_id or "-",
+                t.error or "",
+            )
+            for t in job.tasks
+        ]
+        print(table(["TASK", "STATE", "ITEMS", "FAILED", "DELIVERIES", "MACHINE S", "WORKER", "ERROR"], rows))
     return 0
 
 
 def watch_job(args: argparse.Namespace) -> int:
-    return _wait(connection(args), validate_id(args.job_id, "job id"))
+    return wait(connection(args), validate_id(args.job_id, "job id"))
+
+
+def abort_job(args: argparse.Namespace) -> int:
+    conn = connection(args)
+    job = conn.scheduler().AbortJob(
+        scheduler_pb2.AbortJobRequest(job_id=validate_id(args.job_id, "job id")), metadata=conn.metadata
+    )
+    print(f"job {job.job_id} {JOB_STATES[job.state]}")
+    return 0
+
+
+def restart_job(args: argparse.Namespace) -> int:
+    conn = connection(args)
+    request = scheduler_pb2.RestartJobRequest(
+        job_id=validate_id(args.job_id, "job id"),
+        workers_per_machine=args.workers_per_machine or 0,
+        max_parallel_tasks=args.max_parallel_tasks or 0,
+    )
+    if args.machine_type:
+        request.machine_type = MACHINE_TYPES[args.machine_type]
+    if args.max_runtime_seconds is not None:
+        request.max_runtime_seconds = args.max_runtime_seconds
+    if args.max_image_failure_rate is not None:
+        request.max_image_failure_rate = args.max_image_failure_rate
+    job = conn.scheduler().RestartJob(request, metadata=conn.metadata)
+    print(f"job {job.job_id} {JOB_STATES[job.state]} (attempt {job.attempt})")
+    return wait(conn, job.job_id) if args.wait else 0
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    """An argparse type that refuses values below 0 with one clear line."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+        return value
+
+    return parse
+
+
+def _job_limit_options(p: argparse.ArgumentParser, *, restart: bool) -> None:
+    keep = " (default: the job's)" if restart else ""
+    p.add_argument(
+        "--workers-per-machine",
+        type=_positive(int),
+        default=None,
+        help="task slots the job may use per worker machine" + (keep or " (default: every slot)"),
+    )
+    p.add_argument(
+        "--max-parallel-tasks",
+        type=_positive(int),
+        default=None,
+        help="most of the job's tasks in flight at once" + (keep or " (default: no limit)"),
+    )
+    p.add_argument(
+        "--max-runtime-seconds",
+        type=float,
+        default=None,
+        help="machine time the job may use, summed over its task slots" + (keep or " (default: no cap)"),
+    )
+    p.add_argument(
+        "--max-image-failure-rate",
+        type=float,
+        default=None,
+        help="fail the job when a larger fraction of images fail (0-1)" + (keep or "; default: no limit"),
+    )
 
 
 def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -180,14 +245,11 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     p.add_argument("--workflow-id", "-w", required=True)
     p.add_argument("--batch-id", "-b", required=True)
     p.add_argument("--machine-type", "-mt", choices=sorted(MACHINE_TYPES), default="cpu")
-    p.add_argument("--workers-per-machine", type=int, default=1, help="task slots per machine")
     p.add_argument("--save-image-outputs", action="store_true", help="keep the workflow's images")
     p.add_argument("--aggregation-format", choices=sorted(FORMATS), default="jsonl")
+    _job_limit_options(p, restart=False)
     p.add_argument(
-        "--max-image-failure-rate",
-        type=float,
-        default=None,
-        help="fail the job when a larger fraction of images fail (0-1; default: no limit)",
+        "--priority", type=int, default=0, help="jobs of higher priority get free slots first (default 0)"
     )
     p.add_argument("--workflow-params", type=Path, help="JSON file with values for the workflow's parameters")
     p.add_argument(
@@ -203,8 +265,17 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     p.add_argument("--wait", action="store_true", help="follow the job's progress until it ends")
     p.set_defaults(func=process_images_with_workflow)
 
-    p = group.add_parser("list-jobs", parents=parents, help="list jobs, newest first")
-    p.add_argument("--limit", type=int, default=100)
+    p = group.add_parser("list-jobs", parents=parents, help="list jobs, newest first, a page at a time")
+    p.add_argument(
+        "--page-size", "--limit", type=_positive(int), default=100, help="jobs per page (at most 1000)"
+    )
+    p.add_argument("--page-token", help="the token printed after the previous page")
+    p.add_argument(
+        "--state",
+        action="append",
+        choices=sorted(JOB_STATE_CHOICES),
+        help="only jobs in this state (repeatable)",
+    )
     p.set_defaults(func=list_jobs)
 
     p = group.add_parser("show-job-details", parents=parents, help="show a job and its stages")
@@ -214,3 +285,18 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     p = group.add_parser("watch-job", parents=parents, help="follow a job's progress until it ends")
     p.add_argument("--job-id", "-j", required=True)
     p.set_defaults(func=watch_job)
+
+    p = group.add_parser("abort-job", parents=parents, help="stop a job's queued and running tasks")
+    p.add_argument("--job-id", "-j", required=True)
+    p.set_defaults(func=abort_job)
+
+    p = group.add_parser(
+        "restart-job", parents=parents, help="rerun what an aborted, stopped or failed job did not finish"
+    )
+    p.add_argument("--job-id", "-j", required=True)
+    p.add_argument("--machine-type", "-mt", choices=sorted(MACHINE_TYPES), default=None)
+    _job_limit_options(p, restart=True)
+    p.add_argument("--wait", action="store_true", help="follow the job's progress until it ends")
+    p.set_defaults(func=restart_job)
+
+    log_commands.register(group, parents)

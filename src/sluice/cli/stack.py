@@ -24,11 +24,14 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 
 def _print_status(result: StackStatus) -> None:
-    rows = [("PART", "STATE", "ADDRESS", "PID")]
+    rows = [("PART", "STATE", "ADDRESS", "PID", "RESTARTS")]
     for part in result.parts:
         state = "started" if part.started and part.up else part.state
-        rows.append((part.name, state, part.address or "-", str(part.pid or "-")))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        rows.append((part.name, state, part.address or "-", str(part.pid or "-"), str(part.restarts)))
+    watchdog = result.watchdog
+    state = "started" if watchdog.started and watchdog.up else watchdog.state
+    rows.append((watchdog.name, state, "-", str(watchdog.pid or "-"), "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     print(f"logs: {result.logs_dir}")

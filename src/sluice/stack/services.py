@@ -1,14 +1,16 @@
-"""The four service processes of the local stack and how each is started."""
+"""The four service processes of the local stack, and the watchdog, and how each is started."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 INFRASTRUCTURE = ("nats", "postgres")
 SERVICES = ("staging", "scheduler", "worker", "exporter")
 PARTS = INFRASTRUCTURE + SERVICES
 SERVICE_STOP_ORDER = ("worker", "exporter", "scheduler", "staging")
+WATCHDOG = "watchdog"
 
 
 @dataclass(frozen=True)
@@ -44,3 +46,13 @@ def service_command(name: str, address: str, machine_type: str, workers_per_mach
             "--workers-per-machine", str(workers_per_machine),
         ]  # fmt: skip
     return cmd
+
+
+def watchdog_command(state_dir: Path) -> list[str]:
+    """The command that starts the watchdog of the stack in `state_dir`."""
+    return [sys.executable, "-m", "sluice.stack.watchdog", "--state-dir", str(state_dir)]
+
+
+def watchdog_marker(state_dir: Path) -> str:
+    """A string found in the command line of the watchdog of the stack in `state_dir`."""
+    return f"-m sluice.stack.watchdog --state-dir {state_dir}"

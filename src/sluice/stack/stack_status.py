@@ -9,7 +9,7 @@ from pathlib import Path
 from sluice.stack.health import part_ready
 from sluice.stack.ports import LOOPBACK
 from sluice.stack.processes import is_our_process
-from sluice.stack.services import PARTS
+from sluice.stack.services import PARTS, WATCHDOG
 from sluice.stack.state import Layout, PartRecord, StackFile
 
 
@@ -23,6 +23,7 @@ class PartStatus:
     address: str
     log_file: Path
     started: bool = False
+    restarts: int = 0
 
     @property
     def up(self) -> bool:
@@ -31,14 +32,15 @@ class PartStatus:
 
 @dataclass(frozen=True)
 class StackStatus:
-    """Every part of the stack in start order."""
+    """Every part of the stack in start order, and the watchdog that restarts them."""
 
     state_dir: Path
     parts: tuple[PartStatus, ...]
+    watchdog: PartStatus
 
     @property
     def up(self) -> bool:
-        return all(part.up for part in self.parts)
+        return self.watchdog.up and all(part.up for part in self.parts)
 
     @property
     def logs_dir(self) -> Path:
@@ -62,7 +64,7 @@ def address_of(record: PartRecord | None) -> str:
 
 
 def status(state_dir: Path, started: Collection[str] = ()) -> StackStatus:
-    """Each part of the stack in `state_dir`; `started` names the parts just started."""
+    """Each part of the stack in `state_dir` and the watchdog; `started` names those just started."""
     layout = Layout(state_dir.absolute())
     stack = StackFile.load(layout)
     parts = []
@@ -80,6 +82,17 @@ def status(state_dir: Path, started: Collection[str] = ()) -> StackStatus:
                 address=address_of(record),
                 log_file=layout.log(name),
                 started=name in started,
+                restarts=record.restarts if record else 0,
             )
         )
-    return StackStatus(layout.root, tuple(parts))
+    record = stack.parts.get(WATCHDOG)
+    alive = is_running(record)
+    watchdog = PartStatus(
+        name=WATCHDOG,
+        state="up" if alive else "down",
+        pid=record.pid if alive and record else None,
+        address="",
+        log_file=layout.log(WATCHDOG),
+        started=WATCHDOG in started,
+    )
+    return StackStatus(layout.root, tuple(parts), watchdog)

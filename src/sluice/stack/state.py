@@ -1,7 +1,8 @@
 """The local stack's state folder: its layout, stack.json, and the credentials the CLI uses.
 
-Layout: nats/, postgres/, objects/ (the object store), logs/<part>.log, stack.json (ports, pids),
-api_keys.json, internal_token and credentials.json (the last three mode 0600).
+Layout: nats/, postgres/, objects/ (the object store), logs/<part>.log (and logs/watchdog.log),
+stack.json (ports, pids, restarts, the options of `up`), api_keys.json, internal_token and
+credentials.json (the last three mode 0600).
 """
 
 from __future__ import annotations
@@ -78,13 +79,24 @@ class PartRecord:
     pid: int | None = None
     marker: str = ""
     env_digest: str = ""
+    restarts: int = 0
+
+
+@dataclass
+class UpOptions:
+    """What `sluice up` was asked for, remembered so the watchdog starts the parts alike."""
+
+    machine_type: str = "cpu"
+    workers_per_machine: int = 2
+    log_level: str = "INFO"
 
 
 @dataclass
 class StackFile:
-    """stack.json: every part's port and, while it runs, its pid."""
+    """stack.json: every part's port and, while it runs, its pid; the options of `up`."""
 
     parts: dict[str, PartRecord] = field(default_factory=dict)
+    options: UpOptions = field(default_factory=UpOptions)
 
     @classmethod
     def load(cls, layout: Layout) -> StackFile:
@@ -95,18 +107,21 @@ class StackFile:
         except ValueError as error:
             raise FailedPrecondition(f"{layout.stack_file} is damaged: {error}") from error
         known = {f.name for f in fields(PartRecord)}
+        options = {f.name for f in fields(UpOptions)}
         return cls(
             {
                 name: PartRecord(**{k: v for k, v in record.items() if k in known})
                 for name, record in raw.get("parts", {}).items()
-            }
+            },
+            UpOptions(**{k: v for k, v in raw.get("options", {}).items() if k in options}),
         )
 
     def record(self, part: str) -> PartRecord:
         return self.parts.setdefault(part, PartRecord())
 
     def save(self, layout: Layout) -> None:
-        text = json.dumps({"parts": {k: asdict(v) for k, v in self.parts.items()}}, indent=2)
+        parts = {k: asdict(v) for k, v in self.parts.items()}
+        text = json.dumps({"parts": parts, "options": asdict(self.options)}, indent=2)
         write_file(layout.stack_file, text, 0o644)
 
 

@@ -1,7 +1,10 @@
 """The one-machine stack: `up` starts what is not running, `down` stops it, state stays on disk.
 
 Start order: NATS, Postgres (database `sluice`), then staging, scheduler, worker and exporter, each
-detached with its output in logs/<part>.log. Ports are remembered in stack.json and reused.
+detached with its output in logs/<part>.log, then the watchdog (sluice.stack.watchdog), which
+restarts a part that dies; `down` stops the watchdog first. Ports are remembered in stack.json and
+reused. `start_part` is the one place a part's command and environment are made, for `up` and the
+watchdog alike.
 """
 
 from __future__ import annotations
@@ -30,18 +33,28 @@ from sluice.stack.postgres_process import (
     start_postgres,
 )
 from sluice.stack.processes import log_size, log_tail, pid_alive, spawn, stop_pid
-from sluice.stack.services import PARTS, SERVICE_STOP_ORDER, SERVICES, service_command, service_marker
+from sluice.stack.services import (
+    PARTS,
+    SERVICE_STOP_ORDER,
+    SERVICES,
+    WATCHDOG,
+    service_command,
+    service_marker,
+    watchdog_command,
+    watchdog_marker,
+)
 from sluice.stack.stack_status import StackStatus, is_running, status
 from sluice.stack.state import (
     Layout,
     PartRecord,
     StackFile,
+    UpOptions,
     ensure_secrets,
     prepare_state_dir,
     write_credentials,
 )
 
-__all__ = ["StackStatus", "down", "status", "up"]
+__all__ = ["StackStatus", "down", "locked", "start_part", "status", "up"]
 
 DATABASE = "sluice"
 MACHINE_TYPES = ("cpu", "gpu")
@@ -53,16 +66,18 @@ Signals = list[tuple[signal.Signals, float]]
 
 
 @contextmanager
-def _locked(layout: Layout) -> Iterator[None]:
-    """One `up` or `down` at a time per state folder."""
+def locked(layout: Layout, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """One `up`, `down` or watchdog check at a time per state folder, so none of them overwrites
+    another's records in stack.json; FailedPrecondition when it is not free within `timeout_s`.
+    """
     with layout.lock_file.open("w") as handle:
-        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() > deadline:
+                if time.monotonic() >= deadline:
                     raise FailedPrecondition(
                         f"another `sluice up` or `sluice down` holds {layout.root}"
                     ) from None
@@ -73,12 +88,12 @@ def _locked(layout: Layout) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _log_header(log_file: Path, part: str) -> int:
+def _log_header(log_file: Path, what: str) -> int:
     """Mark the start of a run in the part's log; returns the offset the run's output starts at."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     since = log_size(log_file)
     with log_file.open("a") as log:
-        log.write(f"=== sluice up: starting {part} at {datetime.now(UTC).isoformat()} ===\n")
+        log.write(f"=== {what} at {datetime.now(UTC).isoformat()} ===\n")
     return since
 
 
@@ -137,67 +152,113 @@ def _running_and_ready(
     return False
 
 
-def _ensure_nats(layout: Layout, stack: StackFile, port: int, started: list[str]) -> str:
-    record = stack.record("nats")
-    if not _running_and_ready(record, lambda: nats_ready(record.port), 5.0):
-        log_file = layout.log("nats")
-        _log_header(log_file, "nats")
-        try:
-            server = start_nats(layout.nats_dir, port=port, log_file=log_file, detached=True)
-        except RuntimeError as error:
-            raise Unavailable(str(error)) from error
-        record.pid, record.port = server.pid, server.port
-        record.marker = nats_marker(layout.nats_dir)
-        stack.save(layout)
-        started.append("nats")
-    return f"nats://{LOOPBACK}:{record.port}"
+def _settings(layout: Layout, stack: StackFile) -> Settings:
+    """What every service is told: addresses from the recorded ports, the token, the log level."""
+    address = {part: f"{LOOPBACK}:{stack.record(part).port}" for part in PARTS}
+    return Settings(
+        database_url=f"postgresql://postgres@{address['postgres']}/{DATABASE}",
+        nats_url=f"nats://{address['nats']}",
+        store_url=layout.objects_dir.resolve().as_uri(),
+        staging_address=address["staging"],
+        scheduler_address=address["scheduler"],
+        api_keys_file=layout.api_keys_file,
+        internal_token=layout.token_file.read_text().strip(),
+        log_level=stack.options.log_level,
+    )
 
 
-def _ensure_postgres(layout: Layout, stack: StackFile, port: int, started: list[str]) -> str:
+def service_launch(layout: Layout, stack: StackFile, name: str) -> tuple[list[str], dict[str, str], str]:
+    """Service `name`'s command, environment, and a digest of both (less what is inherited)."""
+    options = stack.options
+    address = f"{LOOPBACK}:{stack.record(name).port}"
+    cmd = service_command(name, address, options.machine_type, options.workers_per_machine)
+    settings_env = _settings(layout, stack).to_env()
+    env = {**os.environ, **settings_env, "PYTHONUNBUFFERED": "1"}
+    return cmd, env, _digest(cmd, settings_env)
+
+
+def start_part(layout: Layout, stack: StackFile, name: str, *, by_watchdog: bool = False) -> int:
+    """Start part `name` on its recorded port and record its pid; returns its log offset.
+
+    The one place a part's command, environment and log file are chosen, for `up` and the
+    watchdog alike. Started by `up`, the part's restart count goes back to 0.
+    """
+    record = stack.record(name)
+    log_file = layout.log(name)
+    doing = "sluice watchdog: restarting" if by_watchdog else "sluice up: starting"
+    since = _log_header(log_file, f"{doing} {name}")
+    try:
+        if name == "nats":
+            nats = start_nats(layout.nats_dir, port=record.port or -1, log_file=log_file, detached=True)
+            record.pid, record.port, record.marker = nats.pid, nats.port, nats_marker(layout.nats_dir)
+        elif name == "postgres":
+            pg = start_postgres(layout.postgres_dir, port=record.port, log_file=log_file, detached=True)
+            record.pid, record.port = pg.pid, pg.port
+            record.marker = postgres_marker(layout.postgres_dir)
+        else:
+            cmd, env, digest = service_launch(layout, stack, name)
+            _, record.pid = spawn(cmd, log_file, env=env, cwd=layout.root, detached=True)
+            record.env_digest, record.marker = digest, service_marker(name, f"{LOOPBACK}:{record.port}")
+    except RuntimeError as error:
+        raise Unavailable(str(error)) from error
+    if not by_watchdog:
+        record.restarts = 0
+    stack.save(layout)
+    return since
+
+
+def _ensure_server(
+    layout: Layout,
+    stack: StackFile,
+    name: str,
+    ready: Callable[[int], bool],
+    grace_s: float,
+    signals: Signals,
+    started: list[str],
+) -> None:
+    """Start NATS or Postgres unless the recorded one runs and is ready."""
+    record = stack.record(name)
+    if not _running_and_ready(record, lambda: ready(record.port), grace_s, signals):
+        start_part(layout, stack, name)
+        started.append(name)
+
+
+def _ensure_database(layout: Layout, stack: StackFile) -> None:
     record = stack.record("postgres")
-    if not _running_and_ready(record, lambda: postgres_ready(record.port), 10.0, _FAST_SHUTDOWN):
-        log_file = layout.log("postgres")
-        _log_header(log_file, "postgres")
-        try:
-            server = start_postgres(layout.postgres_dir, port=port, log_file=log_file, detached=True)
-        except RuntimeError as error:
-            raise Unavailable(str(error)) from error
-        record.pid, record.port = server.pid, server.port
-        record.marker = postgres_marker(layout.postgres_dir)
-        stack.save(layout)
-        started.append("postgres")
     assert record.pid is not None
     server = PostgresServer(None, record.pid, record.port, layout.postgres_dir / "data")
     try:
-        return ensure_database(server, DATABASE)
+        ensure_database(server, DATABASE)
     except RuntimeError as error:
         raise Unavailable(str(error)) from error
 
 
-def _start_service(
-    layout: Layout,
-    stack: StackFile,
-    name: str,
-    cmd: list[str],
-    env: Mapping[str, str],
-    digest: str,
-) -> int | None:
+def _start_service(layout: Layout, stack: StackFile, name: str) -> int | None:
     """Start service `name` unless the same one runs and serves; returns its log offset if started."""
     record = stack.record(name)
     address = f"{LOOPBACK}:{record.port}"
+    _, _, digest = service_launch(layout, stack, name)
     if record.env_digest == digest and _running_and_ready(record, lambda: grpc_serving(address), 5.0):
         return None
     if is_running(record) and record.pid is not None:
         stop_pid(record.pid, _TERM)
-    since = _log_header(layout.log(name), name)
+    return start_part(layout, stack, name)
+
+
+def _ensure_watchdog(layout: Layout, stack: StackFile, started: list[str]) -> None:
+    """Start the watchdog (sluice.stack.watchdog) unless it runs: never a second one."""
+    record = stack.record(WATCHDOG)
+    if is_running(record):
+        return
+    log_file = layout.log(WATCHDOG)
+    _log_header(log_file, f"sluice up: starting {WATCHDOG}")
     try:
-        _, pid = spawn(cmd, layout.log(name), env=env, cwd=layout.root, detached=True)
+        _, record.pid = spawn(watchdog_command(layout.root), log_file, cwd=layout.root, detached=True)
     except RuntimeError as error:
         raise Unavailable(str(error)) from error
-    record.pid, record.env_digest = pid, digest
-    record.marker = service_marker(name, address)
+    record.marker = watchdog_marker(layout.root)
     stack.save(layout)
-    return since
+    started.append(WATCHDOG)
 
 
 def _wait_service(layout: Layout, name: str, record: PartRecord, since: int) -> str | None:
@@ -242,36 +303,25 @@ def up(
         raise InvalidArgument(f"--machine-type must be one of {', '.join(MACHINE_TYPES)}")
     layout = prepare_state_dir(state_dir)
     started: list[str] = []
-    with _locked(layout):
+    with locked(layout):
         stack = StackFile.load(layout)
         for part in PARTS:
             stack.record(part)
         running = {part for part in PARTS if is_running(stack.parts.get(part))}
         chosen = _choose_ports(stack, requested, running)
-        for part in SERVICES:
+        for part in PARTS:
             stack.record(part).port = chosen[part]
-        api_key, token = ensure_secrets(layout)
-        nats_url = _ensure_nats(layout, stack, chosen["nats"], started)
-        database_url = _ensure_postgres(layout, stack, chosen["postgres"], started)
+        log_level = os.environ.get("SLUICE_LOG_LEVEL", "INFO")
+        stack.options = UpOptions(machine_type, workers_per_machine, log_level)
+        api_key, _ = ensure_secrets(layout)
+        _ensure_server(layout, stack, "nats", nats_ready, 5.0, _TERM, started)
+        _ensure_server(layout, stack, "postgres", postgres_ready, 10.0, _FAST_SHUTDOWN, started)
+        _ensure_database(layout, stack)
         staging, scheduler = (f"{LOOPBACK}:{chosen[name]}" for name in ("staging", "scheduler"))
-        settings = Settings(
-            database_url=database_url,
-            nats_url=nats_url,
-            store_url=layout.objects_dir.resolve().as_uri(),
-            staging_address=staging,
-            scheduler_address=scheduler,
-            api_keys_file=layout.api_keys_file,
-            internal_token=token,
-            log_level=os.environ.get("SLUICE_LOG_LEVEL", "INFO"),
-        )
         write_credentials(layout, api_key, staging, scheduler)
-        settings_env = settings.to_env()
-        env = {**os.environ, **settings_env, "PYTHONUNBUFFERED": "1"}
         waiting: dict[str, int] = {}
         for name in SERVICES:
-            address = f"{LOOPBACK}:{chosen[name]}"
-            cmd = service_command(name, address, machine_type, workers_per_machine)
-            since = _start_service(layout, stack, name, cmd, env, _digest(cmd, settings_env))
+            since = _start_service(layout, stack, name)
             if since is not None:
                 waiting[name] = since
         started.extend(waiting)
@@ -282,6 +332,8 @@ def up(
         ]
         if failures:
             raise Unavailable("\n".join(failures) + "\n(stop the rest with `sluice down`)")
+        stack.save(layout)
+        _ensure_watchdog(layout, stack, started)
     return status(layout.root, started)
 
 
@@ -294,12 +346,13 @@ def _stop_part(record: PartRecord | None, signals: Signals) -> None:
 
 
 def down(state_dir: Path) -> StackStatus:
-    """Stop the services (worker first), then NATS, then Postgres; state stays for the next `up`."""
+    """Stop the watchdog, the services (worker first), NATS, then Postgres; state stays."""
     layout = Layout(state_dir.absolute())
     if not layout.stack_file.exists():
         return status(layout.root)
-    with _locked(layout):
+    with locked(layout):
         stack = StackFile.load(layout)
+        _stop_part(stack.parts.get(WATCHDOG), [(signal.SIGTERM, 5.0)])  # first: it restarts parts
         for name in SERVICE_STOP_ORDER:
             _stop_part(stack.parts.get(name), _TERM)
         _stop_part(stack.parts.get("nats"), [(signal.SIGTERM, 10.0)])

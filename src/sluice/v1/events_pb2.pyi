@@ -20,6 +20,9 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_JOB_ABORTED: _ClassVar[EventType]
     EVENT_TYPE_BATCH_INGESTED: _ClassVar[EventType]
     EVENT_TYPE_BATCH_EXPIRED: _ClassVar[EventType]
+    EVENT_TYPE_JOB_STOPPED: _ClassVar[EventType]
+    EVENT_TYPE_JOB_RESTARTED: _ClassVar[EventType]
+    EVENT_TYPE_JOB_COMPLETED_WITH_ERRORS: _ClassVar[EventType]
 EVENT_TYPE_UNSPECIFIED: EventType
 EVENT_TYPE_JOB_CREATED: EventType
 EVENT_TYPE_STAGE_STARTED: EventType
@@ -29,6 +32,9 @@ EVENT_TYPE_JOB_FAILED: EventType
 EVENT_TYPE_JOB_ABORTED: EventType
 EVENT_TYPE_BATCH_INGESTED: EventType
 EVENT_TYPE_BATCH_EXPIRED: EventType
+EVENT_TYPE_JOB_STOPPED: EventType
+EVENT_TYPE_JOB_RESTARTED: EventType
+EVENT_TYPE_JOB_COMPLETED_WITH_ERRORS: EventType
 
 class Event(_message.Message):
     __slots__ = ("event_id", "type", "workspace", "job_id", "batch_id", "stage", "time", "message", "items_done", "items_total")

@@ -65,6 +65,21 @@ class SchedulerServiceStub:
                 request_serializer=sluice_dot_v1_dot_scheduler__pb2.GetJobRequest.SerializeToString,
                 response_deserializer=sluice_dot_v1_dot_scheduler__pb2.Job.FromString,
                 _registered_method=True)
+        self.AbortJob = channel.unary_unary(
+                '/sluice.v1.SchedulerService/AbortJob',
+                request_serializer=sluice_dot_v1_dot_scheduler__pb2.AbortJobRequest.SerializeToString,
+                response_deserializer=sluice_dot_v1_dot_scheduler__pb2.Job.FromString,
+                _registered_method=True)
+        self.RestartJob = channel.unary_unary(
+                '/sluice.v1.SchedulerService/RestartJob',
+                request_serializer=sluice_dot_v1_dot_scheduler__pb2.RestartJobRequest.SerializeToString,
+                response_deserializer=sluice_dot_v1_dot_scheduler__pb2.Job.FromString,
+                _registered_method=True)
+        self.FetchLogs = channel.unary_unary(
+                '/sluice.v1.SchedulerService/FetchLogs',
+                request_serializer=sluice_dot_v1_dot_scheduler__pb2.FetchLogsRequest.SerializeToString,
+                response_deserializer=sluice_dot_v1_dot_scheduler__pb2.FetchLogsResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -107,6 +122,27 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AbortJob(self, request, context):
+        """Stops a queued or running job: its queued tasks are withdrawn, its running ones told to stop.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestartJob(self, request, context):
+        """Reruns what an aborted, stopped or failed job did not finish, as its next attempt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FetchLogs(self, request, context):
+        """The job's log records from the scheduler and the workers, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -139,6 +175,21 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.GetJob,
                     request_deserializer=sluice_dot_v1_dot_scheduler__pb2.GetJobRequest.FromString,
                     response_serializer=sluice_dot_v1_dot_scheduler__pb2.Job.SerializeToString,
+            ),
+            'AbortJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.AbortJob,
+                    request_deserializer=sluice_dot_v1_dot_scheduler__pb2.AbortJobRequest.FromString,
+                    response_serializer=sluice_dot_v1_dot_scheduler__pb2.Job.SerializeToString,
+            ),
+            'RestartJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestartJob,
+                    request_deserializer=sluice_dot_v1_dot_scheduler__pb2.RestartJobRequest.FromString,
+                    response_serializer=sluice_dot_v1_dot_scheduler__pb2.Job.SerializeToString,
+            ),
+            'FetchLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.FetchLogs,
+                    request_deserializer=sluice_dot_v1_dot_scheduler__pb2.FetchLogsRequest.FromString,
+                    response_serializer=sluice_dot_v1_dot_scheduler__pb2.FetchLogsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -304,6 +355,87 @@ class SchedulerService:
             '/sluice.v1.SchedulerService/GetJob',
             sluice_dot_v1_dot_scheduler__pb2.GetJobRequest.SerializeToString,
             sluice_dot_v1_dot_scheduler__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AbortJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sluice.v1.SchedulerService/AbortJob',
+            sluice_dot_v1_dot_scheduler__pb2.AbortJobRequest.SerializeToString,
+            sluice_dot_v1_dot_scheduler__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestartJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sluice.v1.SchedulerService/RestartJob',
+            sluice_dot_v1_dot_scheduler__pb2.RestartJobRequest.SerializeToString,
+            sluice_dot_v1_dot_scheduler__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sluice.v1.SchedulerService/FetchLogs',
+            sluice_dot_v1_dot_scheduler__pb2.FetchLogsRequest.SerializeToString,
+            sluice_dot_v1_dot_scheduler__pb2.FetchLogsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from sluice.v1 import common_pb2 as sluice_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15sluice/v1/tasks.proto\x12\tsluice.v1\x1a\x16sluice/v1/common.proto\"\xf8\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x11\n\tworkspace\x18\x03 \x01(\t\x12\r\n\x05stage\x18\x04 \x01(\t\x12\x13\n\x0binput_names\x18\x05 \x03(\t\x12\x11\n\tinput_url\x18\x06 \x01(\t\x12\x12\n\noutput_url\x18\x07 \x01(\t\x12\x15\n\rworkflow_json\x18\x08 \x01(\t\x12\x1a\n\x12save_image_outputs\x18\t \x01(\x08\x12\x38\n\x12\x61ggregation_format\x18\n \x01(\x0e\x32\x1c.sluice.v1.AggregationFormat\x12,\n\x0cmachine_type\x18\x0b \x01(\x0e\x32\x16.sluice.v1.MachineType\x12\x19\n\x11max_archive_bytes\x18\x0c \x01(\x03\x12\x1c\n\x14workflow_params_json\x18\r \x01(\t\x12\x1d\n\x15image_outputs_to_save\x18\x0e \x03(\t\"\xd6\x01\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\r\n\x05stage\x18\x03 \x01(\t\x12\n\n\x02ok\x18\x04 \x01(\x08\x12\x12\n\nitems_done\x18\x05 \x01(\x03\x12\x14\n\x0citems_failed\x18\x06 \x01(\x03\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x11\n\tworker_id\x18\x08 \x01(\t\x12\x12\n\nduration_s\x18\t \x01(\x01\x12,\n\x0cmachine_type\x18\n \x01(\x0e\x32\x16.sluice.v1.MachineType\"u\n\x0fWorkerHeartbeat\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12,\n\x0cmachine_type\x18\x02 \x01(\x0e\x32\x16.sluice.v1.MachineType\x12\r\n\x05slots\x18\x03 \x01(\x05\x12\x12\n\nbusy_slots\x18\x04 \x01(\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15sluice/v1/tasks.proto\x12\tsluice.v1\x1a\x16sluice/v1/common.proto\"\xb6\x03\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x11\n\tworkspace\x18\x03 \x01(\t\x12\r\n\x05stage\x18\x04 \x01(\t\x12\x13\n\x0binput_names\x18\x05 \x03(\t\x12\x11\n\tinput_url\x18\x06 \x01(\t\x12\x12\n\noutput_url\x18\x07 \x01(\t\x12\x15\n\rworkflow_json\x18\x08 \x01(\t\x12\x1a\n\x12save_image_outputs\x18\t \x01(\x08\x12\x38\n\x12\x61ggregation_format\x18\n \x01(\x0e\x32\x1c.sluice.v1.AggregationFormat\x12,\n\x0cmachine_type\x18\x0b \x01(\x0e\x32\x16.sluice.v1.MachineType\x12\x19\n\x11max_archive_bytes\x18\x0c \x01(\x03\x12\x1c\n\x14workflow_params_json\x18\r \x01(\t\x12\x1d\n\x15image_outputs_to_save\x18\x0e \x03(\t\x12\x0f\n\x07\x61ttempt\x18\x0f \x01(\x05\x12+\n\x0c\x66\x61iled_tasks\x18\x10 \x03(\x0b\x32\x15.sluice.v1.FailedTask\"A\n\nFailedTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x13\n\x0binput_names\x18\x02 \x03(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\x8a\x02\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\r\n\x05stage\x18\x03 \x01(\t\x12\n\n\x02ok\x18\x04 \x01(\x08\x12\x12\n\nitems_done\x18\x05 \x01(\x03\x12\x14\n\x0citems_failed\x18\x06 \x01(\x03\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x11\n\tworker_id\x18\x08 \x01(\t\x12\x12\n\nduration_s\x18\t \x01(\x01\x12,\n\x0cmachine_type\x18\n \x01(\x0e\x32\x16.sluice.v1.MachineType\x12\x0f\n\x07stopped\x18\x0b \x01(\x08\x12\x10\n\x08\x64\x65livery\x18\x0c \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\r \x01(\x05\"\xd0\x01\n\x0cTaskProgress\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x12\n\nitems_done\x18\x04 \x01(\x03\x12\x14\n\x0citems_failed\x18\x05 \x01(\x03\x12\x11\n\telapsed_s\x18\x06 \x01(\x01\x12\x10\n\x08\x64\x65livery\x18\x07 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x08 \x01(\x05\x12,\n\x0cmachine_type\x18\t \x01(\x0e\x32\x16.sluice.v1.MachineType\"<\n\tStopTasks\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\"p\n\tWorkerLog\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x10\n\x08severity\x18\x04 \x01(\x05\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\x0c\n\x04time\x18\x06 \x01(\x01\"u\n\x0fWorkerHeartbeat\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12,\n\x0cmachine_type\x18\x02 \x01(\x0e\x32\x16.sluice.v1.MachineType\x12\r\n\x05slots\x18\x03 \x01(\x05\x12\x12\n\nbusy_slots\x18\x04 \x01(\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sluice.v1.tasks_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TASK']._serialized_start=61
-  _globals['_TASK']._serialized_end=437
-  _globals['_TASKRESULT']._serialized_start=440
-  _globals['_TASKRESULT']._serialized_end=654
-  _globals['_WORKERHEARTBEAT']._serialized_start=656
-  _globals['_WORKERHEARTBEAT']._serialized_end=773
+  _globals['_TASK']._serialized_end=499
+  _globals['_FAILEDTASK']._serialized_start=501
+  _globals['_FAILEDTASK']._serialized_end=566
+  _globals['_TASKRESULT']._serialized_start=569
+  _globals['_TASKRESULT']._serialized_end=835
+  _globals['_TASKPROGRESS']._serialized_start=838
+  _globals['_TASKPROGRESS']._serialized_end=1046
+  _globals['_STOPTASKS']._serialized_start=1048
+  _globals['_STOPTASKS']._serialized_end=1108
+  _globals['_WORKERLOG']._serialized_start=1110
+  _globals['_WORKERLOG']._serialized_end=1222
+  _globals['_WORKERHEARTBEAT']._serialized_start=1224
+  _globals['_WORKERHEARTBEAT']._serialized_end=1341
 # @@protoc_insertion_point(module_scope)

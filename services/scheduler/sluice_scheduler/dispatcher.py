@@ -1,0 +1,124 @@
+"""Dispatching: publish a job's tasks only as slots free up, sharing the slots between jobs.
+
+The work queue holds at most as many tasks of a machine type as the live workers of that type
+have slots, so a job submitted behind a large one waits for one task to finish, not for the
+large job's whole backlog. Free slots go to the jobs of the highest priority first and, among
+equals, one task at a time to each job in turn (the job served longest ago first). A job never
+has more tasks in flight than its --max-parallel-tasks, nor more than --workers-per-machine
+times the number of live workers of its type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+
+from sluice.messaging import task_subject
+from sluice_scheduler.task_records import Candidate, TaskRecords
+from sluice_scheduler.workers_seen import WorkersSeen
+
+log = logging.getLogger(__name__)
+KINDS = ("cpu", "gpu", "export")
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    workspace: str
+    job_id: str
+    was_queued: bool
+    count: int
+
+
+def job_limit(candidate: Candidate, workers: int) -> int | None:
+    """The most tasks of the job in flight at once; None: no limit but the slots."""
+    limits = []
+    if candidate.max_parallel_tasks > 0:
+        limits.append(candidate.max_parallel_tasks)
+    if candidate.workers_per_machine > 0:
+        limits.append(candidate.workers_per_machine * max(workers, 1))
+    return min(limits) if limits else None
+
+
+def share(
+    free: int, candidates: list[Candidate], in_flight: dict[tuple[str, str], int], workers: int
+) -> dict[tuple[str, str], int]:
+    """How many tasks each job gets of `free` slots: by priority, then round-robin one by one."""
+    granted: dict[tuple[str, str], int] = {}
+    for priority in sorted({c.priority for c in candidates}, reverse=True):
+        group = [c for c in candidates if c.priority == priority]
+        while free > 0:
+            progressed = False
+            for c in group:
+                key = (c.workspace, c.job_id)
+                given = granted.get(key, 0)
+                limit = job_limit(c, workers)
+                if given >= c.pending or (limit is not None and in_flight.get(key, 0) + given >= limit):
+                    continue
+                granted[key] = given + 1
+                free -= 1
+                progressed = True
+                if free == 0:
+                    break
+            if not progressed:
+                break
+    return granted
+
+
+class Dispatcher:
+    def __init__(self, tasks: TaskRecords, js: JetStreamContext, workers: WorkersSeen) -> None:
+        self.tasks = tasks
+        self.js = js
+        self.workers = workers
+        self._lock = asyncio.Lock()
+
+    async def dispatch(
+        self, on_first: Callable[[str, str], Awaitable[None]] | None = None
+    ) -> list[Dispatched]:
+        """Publish as many pending tasks as there are free slots; `on_first(workspace, job_id)`
+        is awaited for each queued job that got its first task."""
+        sent: list[Dispatched] = []
+        async with self._lock:
+            for kind in KINDS:
+                sent.extend(await self._dispatch_kind(kind))
+        if on_first is not None:
+            for item in sent:
+                if item.was_queued:
+                    await on_first(item.workspace, item.job_id)
+        return sent
+
+    async def _dispatch_kind(self, kind: str) -> list[Dispatched]:
+        slots = self.workers.slots(kind)
+        if slots == 0:
+            return []
+        in_flight = await self.tasks.in_flight(kind)
+        free = slots - sum(in_flight.values())
+        if free <= 0:
+            return []
+        candidates = await self.tasks.candidates(kind)
+        if not candidates:
+            return []
+        granted = share(free, candidates, in_flight, self.workers.alive(kind))
+        by_key = {(c.workspace, c.job_id): c for c in candidates}
+        sent = []
+        for key, count in granted.items():
+            candidate = by_key[key]
+            rows = await self.tasks.take_pending(candidate.workspace, candidate.job_id, count)
+            for row in rows:
+                msg_id = f"{row['task_id']}.a{row['attempt']}.p{row['publications'] + 1}"
+                await self.js.publish(
+                    task_subject(kind, candidate.job_uid),
+                    bytes(row["payload"]),
+                    headers={"Nats-Msg-Id": msg_id},
+                )
+            if rows:
+                await self.tasks.mark_queued(
+                    candidate.workspace, candidate.job_id, [r["task_id"] for r in rows]
+                )
+                sent.append(
+                    Dispatched(candidate.workspace, candidate.job_id, candidate.state == "queued", len(rows))
+                )
+        return sent

@@ -1,0 +1,211 @@
+"""Job control in the scheduler against real staging, NATS and Postgres; the test plays the
+workers (heartbeats, progress, results), so every dispatch decision can be watched."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from nats.aio.client import Client
+
+from sluice import messaging
+from sluice.v1 import scheduler_pb2, tasks_pb2
+from tests.test_scheduler import (  # noqa: F401 (mesh is a fixture)
+    Mesh,
+    create_job,
+    job_state,
+    job_uid,
+    mesh,
+    pretend_workers,
+    progress,
+    report,
+    take_tasks,
+)
+
+S = scheduler_pb2
+
+
+async def no_task_arrives(nc: Client, kind: str, within_s: float = 1.5) -> None:
+    sub = await messaging.task_consumer(nc.jetstream(), kind)
+    try:
+        msgs = await sub.fetch(1, timeout=within_s)
+    except TimeoutError:
+        return
+    raise AssertionError(f"a task arrived: {tasks_pb2.Task.FromString(msgs[0].data).task_id}")
+
+
+async def run_tasks(nc: Client, job_id: str, count: int) -> list[tasks_pb2.Task]:
+    """Play the worker: take the job's tasks one by one and report each done."""
+    done: list[tasks_pb2.Task] = []
+    while len(done) < count:
+        for task in await take_tasks(nc, "gpu", job_id, 1):
+            await report(nc, task)
+            done.append(task)
+    return done
+
+
+async def finish(mesh: Mesh, nc: Client, job_id: str, tasks: int) -> S.Job:
+    """Play the worker until the job ends: report each of its tasks, then the export."""
+    await run_tasks(nc, job_id, tasks)
+    (export,) = await take_tasks(nc, "export", job_id, 1)
+    await report(nc, export)
+    return await job_state(mesh, job_id, S.JOB_STATE_COMPLETED)
+
+
+async def test_max_parallel_tasks_keeps_the_rest_out_of_the_queue(mesh: Mesh, nats_client: Client) -> None:
+    await create_job(mesh, "par", max_parallel_tasks=1)
+    async with pretend_workers(nats_client, {"gpu": 4, "export": 1}):
+        (first,) = await take_tasks(nats_client, "gpu", "par", 1)
+        await no_task_arrives(nats_client, "gpu")
+        await report(nats_client, first)
+        (second,) = await take_tasks(nats_client, "gpu", "par", 1)
+        assert second.task_id != first.task_id
+        job = await mesh.scheduler_stub().GetJob(S.GetJobRequest(job_id="par"), metadata=mesh.md())
+        assert job.stages[0].task_counts.done == 1 and job.stages[0].task_counts.waiting == 1
+
+
+async def test_jobs_share_the_slots_round_robin(mesh: Mesh, nats_client: Client) -> None:
+    await create_job(mesh, "big")
+    await create_job(mesh, "small")
+    order: list[str] = []
+    async with pretend_workers(nats_client, {"gpu": 1}):
+        for _ in range(4):
+            sub = await messaging.task_consumer(nats_client.jetstream(), "gpu")
+            (msg,) = await sub.fetch(1, timeout=10)
+            task = tasks_pb2.Task.FromString(msg.data)
+            await msg.ack()
+            order.append(task.job_id)
+            await report(nats_client, task)
+    assert order == ["big", "small", "big", "small"], order
+
+
+async def test_priority_goes_first(mesh: Mesh, nats_client: Client) -> None:
+    await create_job(mesh, "low")
+    await create_job(mesh, "high", priority=5)
+    async with pretend_workers(nats_client, {"gpu": 1}):
+        (task,) = await take_tasks(nats_client, "gpu", "high", 1)
+        assert task.job_id == "high"
+
+
+async def test_abort_withdraws_and_stops_then_restart_finishes(mesh: Mesh, nats_client: Client) -> None:
+    await create_job(mesh, "ab")
+    async with pretend_workers(nats_client, {"gpu": 2, "export": 1}):
+        running, _queued = await take_tasks(nats_client, "gpu", "ab", 2)
+        stops: asyncio.Queue[tasks_pb2.StopTasks] = asyncio.Queue()
+
+        async def on_stop(msg: object) -> None:
+            stops.put_nowait(tasks_pb2.StopTasks.FromString(msg.data))  # type: ignore[attr-defined]
+
+        await nats_client.subscribe(messaging.control_subject(job_uid(running)), cb=on_stop)
+        stub = mesh.scheduler_stub()
+        aborted = await stub.AbortJob(S.AbortJobRequest(job_id="ab"), metadata=mesh.md())
+        assert aborted.state == S.JOB_STATE_ABORTED and "aborted by its owner" in aborted.error
+        stop = await asyncio.wait_for(stops.get(), 5)
+        assert (stop.job_id, stop.attempt) == ("ab", 1)
+        await no_task_arrives(nats_client, "gpu")  # the third task never reached the queue
+        details = await stub.GetJob(S.GetJobRequest(job_id="ab"), metadata=mesh.md())
+        assert details.stages[0].state == S.STAGE_STATE_ABORTED
+        assert details.stages[0].task_counts.interrupted == 3
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.AbortJob(S.AbortJobRequest(job_id="ab"), metadata=mesh.md())
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "already ended (aborted)" in (caught.value.details() or "")
+
+        # The worker that held a task stops it after one image and says so.
+        stopped = tasks_pb2.TaskResult(
+            task_id=running.task_id, job_id="ab", stopped=True, items_done=1, worker_id="test",
+            duration_s=0.5, delivery=1, attempt=1,
+        )  # fmt: skip
+        await nats_client.jetstream().publish(messaging.result_subject("ab"), stopped.SerializeToString())
+        restarted = await stub.RestartJob(S.RestartJobRequest(job_id="ab"), metadata=mesh.md())
+        assert restarted.attempt == 2
+        tasks = await run_tasks(nats_client, "ab", 3)
+        assert {t.attempt for t in tasks} == {2}
+        (export,) = await take_tasks(nats_client, "export", "ab", 1)
+        await report(nats_client, export)
+        done = await job_state(mesh, "ab", S.JOB_STATE_COMPLETED)
+    assert done.attempt == 2 and done.stages[0].items_done == 7
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.RestartJob(S.RestartJobRequest(job_id="ab"), metadata=mesh.md())
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "only an aborted, stopped or failed job can be restarted" in (caught.value.details() or "")
+
+
+async def test_runtime_cap_stops_the_job_and_restart_needs_a_larger_one(
+    mesh: Mesh, nats_client: Client
+) -> None:
+    await create_job(mesh, "cap", max_runtime_seconds=5)
+    async with pretend_workers(nats_client, {"gpu": 1, "export": 1}):
+        (task,) = await take_tasks(nats_client, "gpu", "cap", 1)
+        await progress(nats_client, task, elapsed_s=2.0, done=1)
+        await asyncio.sleep(1.5)
+        job = await mesh.scheduler_stub().GetJob(S.GetJobRequest(job_id="cap"), metadata=mesh.md())
+        assert job.state == S.JOB_STATE_RUNNING and job.machine_seconds == pytest.approx(2.0)
+        assert job.stages[0].items_done == 1  # progress moves within a task
+        await progress(nats_client, task, elapsed_s=5.5, done=2)
+        stopped = await job_state(mesh, "cap", S.JOB_STATE_STOPPED)
+        assert "runtime limit reached" in stopped.error and "cap is 5 s" in stopped.error
+        stub = mesh.scheduler_stub()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.RestartJob(S.RestartJobRequest(job_id="cap"), metadata=mesh.md())
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "larger --max-runtime-seconds" in (caught.value.details() or "")
+        request = S.RestartJobRequest(job_id="cap", max_runtime_seconds=100)
+        assert (await stub.RestartJob(request, metadata=mesh.md())).attempt == 2
+        await finish(mesh, nats_client, "cap", 3)
+
+
+async def test_a_task_out_of_deliveries_fails_and_the_job_goes_on(mesh: Mesh, nats_client: Client) -> None:
+    await create_job(mesh, "poison", max_parallel_tasks=1)
+    sub = await messaging.task_consumer(nats_client.jetstream(), "gpu")
+    async with pretend_workers(nats_client, {"gpu": 1, "export": 1}):
+        for _ in range(messaging.MAX_DELIVERIES):  # every delivery dies (nak: at once)
+            (msg,) = await sub.fetch(1, timeout=10)
+            await msg.nak()
+        await run_tasks(nats_client, "poison", 2)
+        (export,) = await take_tasks(nats_client, "export", "poison", 1)
+        assert [t.task_id for t in export.failed_tasks] == [f"{job_uid(export)}-p00000"]
+        assert len(export.failed_tasks[0].input_names) == 3
+        await report(nats_client, export)
+        job = await job_state(mesh, "poison", S.JOB_STATE_COMPLETED_WITH_ERRORS)
+    assert job.stages[0].items_failed == 3
+    logs = await mesh.scheduler_stub().FetchLogs(
+        S.FetchLogsRequest(job_id="poison", min_severity=S.LOG_SEVERITY_ERROR), metadata=mesh.md()
+    )
+    assert any("no result after 5 deliveries" in r.message for r in logs.records), logs
+    assert all(r.severity == S.LOG_SEVERITY_ERROR for r in logs.records)
+
+
+async def test_list_jobs_pages_and_filters(mesh: Mesh) -> None:
+    for name in ("a1", "a2", "a3"):
+        await create_job(mesh, name)
+    stub = mesh.scheduler_stub()
+    first = await stub.ListJobs(S.ListJobsRequest(page_size=2), metadata=mesh.md())
+    assert [j.job_id for j in first.jobs] == ["a3", "a2"] and first.next_page_token
+    second = await stub.ListJobs(
+        S.ListJobsRequest(page_size=2, page_token=first.next_page_token), metadata=mesh.md()
+    )
+    assert [j.job_id for j in second.jobs] == ["a1"] and not second.next_page_token
+    queued = await stub.ListJobs(S.ListJobsRequest(states=[S.JOB_STATE_QUEUED]), metadata=mesh.md())
+    assert len(queued.jobs) == 3
+    none = await stub.ListJobs(S.ListJobsRequest(states=[S.JOB_STATE_COMPLETED]), metadata=mesh.md())
+    assert not none.jobs
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ListJobs(S.ListJobsRequest(page_token="garbage!"), metadata=mesh.md())
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"max_runtime_seconds": -5}, "max runtime seconds must be greater than 0, not -5"),
+        ({"max_parallel_tasks": -1}, "max parallel tasks must be positive"),
+        ({"priority": 5000}, "priority must be between"),
+    ],
+)
+async def test_bad_limits_are_one_clear_line(mesh: Mesh, fields: dict[str, float], message: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await create_job(mesh, "bad", **fields)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in (caught.value.details() or "")
