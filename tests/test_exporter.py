@@ -92,7 +92,7 @@ def write_fake_processing(folder_url: str) -> dict[str, bytes]:
         stem = name.rsplit(".", 1)[0]
         images[f"images/{stem}.annotated.jpg"] = jpeg(index)
     for name, data in images.items():
-        storage.write_bytes(storage.join(folder_url, name), data)
+        storage.write_bytes(folder_url, name, data)
 
     def ok(image: str, task_id: str, count: int) -> dict[str, Any]:
         stem = image.rsplit(".", 1)[0]
@@ -104,17 +104,19 @@ def write_fake_processing(folder_url: str) -> dict[str, bytes]:
         )
 
     storage.write_bytes(
-        storage.join(folder_url, "results/t1.jsonl"),
+        folder_url,
+        "results/t1.jsonl",
         jsonl(ok("d.jpg", "t1", 4), ok("a.jpg", "t1", 1), record("e.jpg", "error", "t1")),
     )
-    storage.write_bytes(storage.join(folder_url, "results/t2.jsonl"), jsonl(ok("c.png", "t2", 3)))
+    storage.write_bytes(folder_url, "results/t2.jsonl", jsonl(ok("c.png", "t2", 3)))
     # t3 is a rerun of part of t1 and t2 under another id: a.jpg failed this time, b.jpg is new.
     storage.write_bytes(
-        storage.join(folder_url, "results/t3.jsonl"),
+        folder_url,
+        "results/t3.jsonl",
         jsonl(record("a.jpg", "error", "t3"), ok("b.jpg", "t3", 2)),
     )
     # Neither a result object nor an image: never exported.
-    storage.write_bytes(storage.join(folder_url, "notes.txt"), b"not part of the export")
+    storage.write_bytes(folder_url, "notes.txt", b"not part of the export")
     return images
 
 

@@ -11,12 +11,11 @@ from nats.aio.client import Client
 
 from sluice import messaging
 from sluice.v1 import scheduler_pb2, tasks_pb2
-from tests.test_scheduler import (  # noqa: F401 (mesh is a fixture)
+from tests.scheduler_mesh import (
     Mesh,
     create_job,
     job_state,
     job_uid,
-    mesh,
     pretend_workers,
     progress,
     report,

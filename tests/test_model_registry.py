@@ -375,8 +375,8 @@ def test_the_store_catalog_refuses_what_it_cannot_trust(store_url: str, tmp_path
     folder = storage.ObjectStore(store_url).model_url("alpha", "acme/torn")
     data = classifier_bytes(tmp_path, DOG)
     spec = spec_from_dict({**CLS_SPEC, "model_id": "acme/torn"})
-    storage.write_bytes(storage.join(folder, "model.onnx"), data)
-    storage.write_bytes(storage.join(folder, "spec.json"), stored_json(spec, "0" * 64, len(data)).encode())
+    storage.write_bytes(folder, "model.onnx", data)
+    storage.write_bytes(folder, "spec.json", stored_json(spec, "0" * 64, len(data)).encode())
     with pytest.raises(Unavailable, match="model 'acme/torn' kept changing while it was read"):
         catalog.spec("acme/torn")
     assert not any((tmp_path / "cache").rglob("*.onnx*"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -13,10 +14,12 @@ import cv2
 import grpc
 import numpy as np
 import pytest
+from google.protobuf.descriptor_pb2 import FileDescriptorProto
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from sluice import storage
+from sluice.cli.main import main
 from sluice.clients import aio_channel, internal_metadata, staging_stub, user_metadata
 from sluice.config import Settings
 from sluice.ids import ID_RULE
@@ -196,7 +199,25 @@ async def test_many_files_in_one_stream(staging: Staging, alpha: Any, store_url:
     )
     root = ObjectStore(store_url).batch_url("alpha", "many")
     for name, data in files.items():
-        assert storage.read_bytes(storage.join(root, name)) == data
+        assert storage.read_bytes(root, name) == data
+
+
+async def test_names_with_url_syntax_are_stored_as_themselves(
+    staging: Staging, alpha: Any, store_url: str
+) -> None:
+    await create(staging, alpha, "odd")
+    files = {
+        name: jpeg(i)
+        for i, name in enumerate(
+            ["scan::001.jpg", "scan::002.jpg", "a b#1?.png", "%20[x]*.jpg", "ünï/日本.jpg"]
+        )
+    }
+    summary = await upload(staging, alpha, "odd", files.items())
+    assert (summary.files_stored, list(summary.rejected)) == (len(files), [])
+    for name, data in files.items():
+        received, _ = await download(staging, alpha, "odd", [name])
+        assert received == {name: data}
+    assert store_files(store_url) == {f"alpha/odd/{name}" for name in files}
 
 
 async def test_upload_resumes_into_an_existing_batch(staging: Staging, alpha: Any) -> None:
@@ -243,6 +264,48 @@ async def test_bad_files_are_rejected_and_the_rest_stored(
     assert "extension" in reasons["README"]
     assert store_files(store_url) == {"alpha/mixed/good.jpg", "alpha/mixed/also/good.jpeg"}
     assert not Path("/etc/x.jpg").exists()
+
+
+async def test_gif_images_are_staged(staging: Staging, alpha: Any) -> None:
+    await create(staging, alpha, "gifs")
+    ok, gif = cv2.imencode(".gif", np.zeros((8, 8, 3), dtype=np.uint8))
+    assert ok
+    summary = await upload(staging, alpha, "gifs", [("a.gif", gif.tobytes()), ("B.GIF", gif.tobytes())])
+    assert (summary.files_stored, list(summary.rejected)) == (2, [])
+    assert [(o.name, o.content_type) for o in await content(staging, alpha, "gifs")] == [
+        ("B.GIF", "image/gif"),
+        ("a.gif", "image/gif"),
+    ]
+
+
+async def test_the_cli_refuses_an_images_folder_without_images(
+    staging: Staging, api_keys: tuple[Path, dict[str, str]], alpha: Any, tmp_path: Path, capsys: Any
+) -> None:
+    folders = {"empty": {}, "notes": {"a.txt": b"x"}, "photos": {"a.jpg": jpeg(1), "b.txt": b"x"}}
+    for folder, files in folders.items():
+        (tmp_path / folder).mkdir()
+        for name, data in files.items():
+            (tmp_path / folder / name).write_bytes(data)
+
+    address = f"127.0.0.1:{staging.running.port}"
+
+    def cli(folder: str, batch_id: str) -> int:
+        command = ["data-staging", "create-batch-of-images", "--images-dir", str(tmp_path / folder)]
+        connection = ["--api-key", api_keys[1]["alpha"], "--staging-address", address]
+        return main([*command, "--batch-id", batch_id, *connection])
+
+    assert await asyncio.to_thread(cli, "empty", "b") == 1
+    assert capsys.readouterr() == ("", f"error: no images in {tmp_path / 'empty'} (nothing to upload)\n")
+    assert await asyncio.to_thread(cli, "notes", "b") == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no images in {tmp_path / 'notes'} (nothing to upload; none of its 1 files")
+    assert err.count("\n") == 1
+    error = await rpc_error(staging.stub.GetBatch(staging_pb2.GetBatchRequest(batch_id="b"), metadata=alpha))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+
+    assert await asyncio.to_thread(cli, "photos", "c") == 0
+    assert "batch c: 1 uploaded" in capsys.readouterr().out
+    assert [o.name for o in await content(staging, alpha, "c")] == ["a.jpg"]
 
 
 async def test_videos_batch_takes_any_file_name(staging: Staging, alpha: Any) -> None:
@@ -381,7 +444,7 @@ async def test_register_output_batch_counts_objects_written_directly(
     internal = internal_metadata(settings.internal_token, "alpha")
     root = ObjectStore(settings.store_url).batch_url("alpha", "job-1-results")
     for i in range(4):
-        storage.write_bytes(storage.join(root, f"shard-{i}/results.jsonl"), b"{}\n" * (i + 1))
+        storage.write_bytes(root, f"shard-{i}/results.jsonl", b"{}\n" * (i + 1))
     request = staging_pb2.RegisterOutputBatchRequest(
         batch_id="job-1-results", type=RESULTS, source_job_id="job-1"
     )
@@ -464,6 +527,30 @@ async def test_health_and_reflection(staging: Staging) -> None:
     replies = [r async for r in reflection.ServerReflectionInfo(iter([request]))]
     names = {s.name for s in replies[0].list_services_response.service}
     assert "sluice.v1.StagingService" in names
+
+
+async def test_reflection_v1_lists_and_describes_the_services(staging: Staging) -> None:
+    # A v1 client: v1's messages are v1alpha's, field for field, under another package.
+    info = staging.channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    symbols = ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]
+    requests = [
+        reflection_pb2.ServerReflectionRequest(list_services=""),
+        *(reflection_pb2.ServerReflectionRequest(file_containing_symbol=s) for s in symbols),
+    ]
+    replies = [r async for r in info(iter(requests))]
+    names = {s.name for s in replies[0].list_services_response.service}
+    assert {"grpc.health.v1.Health", "sluice.v1.StagingService"} <= names
+    assert {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"} <= names
+    for symbol, reply in zip(symbols, replies[1:], strict=True):
+        assert not reply.HasField("error_response"), reply.error_response
+        found = reply.file_descriptor_response.file_descriptor_proto
+        files = [FileDescriptorProto.FromString(data) for data in found]
+        package, service = symbol.rsplit(".", 1)
+        assert any(f.package == package and service in [s.name for s in f.service] for f in files)
 
 
 def test_batch_ttl_comes_from_the_environment_value() -> None:

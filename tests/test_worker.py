@@ -116,7 +116,7 @@ def batch_urls(store_url: str) -> tuple[str, str]:
     input_url = storage.join(store_url, "alpha/in-batch")
     for name, data in _inputs().items():
         if data is not None:
-            storage.write_bytes(storage.join(input_url, name), data)
+            storage.write_bytes(input_url, name, data)
     return input_url, storage.join(store_url, "alpha/out-batch")
 
 
@@ -169,7 +169,7 @@ class Results:
 
 
 def _records(output_url: str, task_id: str) -> list[dict[str, Any]]:
-    data = storage.read_bytes(storage.join(output_url, f"results/{task_id}.jsonl"))
+    data = storage.read_bytes(output_url, f"results/{task_id}.jsonl")
     return [json.loads(line) for line in data.decode().splitlines()]
 
 
@@ -218,7 +218,7 @@ async def test_a_task_becomes_one_result_object_with_a_line_per_image(
         assert set(record["outputs"]) == {"predictions"}
         assert record["image_outputs"] == {"annotated": ANNOTATED[record["image"]]}
         annotated = cv2.imdecode(
-            np.frombuffer(storage.read_bytes(storage.join(output_url, ANNOTATED[record["image"]])), np.uint8),
+            np.frombuffer(storage.read_bytes(output_url, ANNOTATED[record["image"]]), np.uint8),
             cv2.IMREAD_COLOR,
         )
         size = record["outputs"]["predictions"]["image"]
@@ -338,7 +338,7 @@ async def test_stopping_finishes_the_task_in_hand(
     names = [f"pages/{i}.png" for i in range(24)]
     page = _encode(photo("page.png"), ".png")
     for name in names:
-        storage.write_bytes(storage.join(input_url, name), page)
+        storage.write_bytes(input_url, name, page)
     job = _job()
     task = _task(input_url, output_url, job, input_names=names, save_image_outputs=False)
     async with Results(nc, job) as results:
@@ -363,7 +363,7 @@ async def test_a_task_still_running_when_the_drain_times_out_goes_back_to_the_qu
     names = [f"pages/{i}.png" for i in range(16)]
     page = _encode(photo("page.png"), ".png")
     for name in names:
-        storage.write_bytes(storage.join(input_url, name), page)
+        storage.write_bytes(input_url, name, page)
     job = _job()
     task = _task(input_url, output_url, job, input_names=names, save_image_outputs=False)
     async with Results(nc, job) as results:

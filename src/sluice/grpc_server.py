@@ -1,5 +1,10 @@
 """Building a service's gRPC server: health, reflection, API-key scoping and error mapping.
 
+Reflection answers both grpc.reflection.v1 (what current grpcurl, Postman and grpcui ask first) and
+grpc.reflection.v1alpha. grpcio-reflection ships only v1alpha; v1 is the same file under another
+package, so its messages are the same on the wire: one servicer serves both, and v1's descriptor,
+built from v1alpha's, is added to the default pool so that v1 can be described like any service.
+
 Every handler runs inside `_guard`: the caller's workspace is resolved from its metadata and put in a
 context variable (`current_workspace()`), and a SluiceError becomes its gRPC status with the public
 message; any other exception is logged and becomes INTERNAL without leaking details.
@@ -13,8 +18,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool, text_format
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from sluice.auth import KeyRing
 from sluice.errors import SluiceError
@@ -23,6 +29,8 @@ log = logging.getLogger(__name__)
 
 _workspace: contextvars.ContextVar[str] = contextvars.ContextVar("sluice_workspace")
 _OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+_REFLECTION_V1_FILE = "grpc/reflection/v1/reflection.proto"
 
 
 def current_workspace() -> str:
@@ -103,6 +111,35 @@ class _GuardInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
+def _add_reflection_v1_descriptor() -> None:
+    """grpc/reflection/v1/reflection.proto in the default pool: v1alpha's file, renamed."""
+    pool = descriptor_pool.Default()
+    try:
+        pool.FindFileByName(_REFLECTION_V1_FILE)
+        return
+    except KeyError:
+        pass
+    alpha = descriptor_pb2.FileDescriptorProto.FromString(reflection_pb2.DESCRIPTOR.serialized_pb)
+    alpha.ClearField("options")
+    text = text_format.MessageToString(alpha).replace("v1alpha", "v1")
+    pool.AddSerializedFile(text_format.Parse(text, descriptor_pb2.FileDescriptorProto()).SerializeToString())
+
+
+def _enable_reflection(names: list[str], server: grpc.aio.Server) -> None:
+    """Serve reflection v1alpha and v1 (same messages on the wire) for `names`."""
+    _add_reflection_v1_descriptor()
+    servicer = reflection.aio.ReflectionServicer(names)
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    info = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": info}),)
+    )
+
+
 Registrar = Callable[[Any, grpc.aio.Server], None]
 
 
@@ -124,16 +161,17 @@ async def start_server(
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+    own: list[str] = []
     for register, servicer, name in services:
         register(servicer, server)
-        names.append(name)
-    reflection.enable_server_reflection(names, server)
+        own.append(name)
+    health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+    _enable_reflection([health_name, reflection.SERVICE_NAME, REFLECTION_V1, *own], server)
     port = server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"cannot listen on {address}")
     await server.start()
-    for name in ["", *names[2:]]:
+    for name in ["", *own]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, health_servicer, port
 

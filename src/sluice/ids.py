@@ -11,7 +11,7 @@ from sluice.errors import InvalidArgument
 ID_RULE = "lower case letters, digits, '-' and '_', at most 64 characters"
 _ID_PATTERN = re.compile(r"^[a-z0-9_-]{1,64}$")
 MAX_FILE_NAME_LENGTH = 512
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 
 def validate_id(value: str, what: str = "batch id") -> str:

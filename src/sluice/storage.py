@@ -1,19 +1,29 @@
 """The object store: one fsspec URL (file://... by default; s3://, gs://, az:// through fsspec).
 
 Objects of a batch live under `<store>/<workspace>/<batch id>/<object name>`, registered models
-under `<store>/<workspace>/.models/<model id>/`. Writes go to a temporary name first and are
-moved into place, so a reader never sees half an object and a task that runs twice overwrites its
-own output.
+under `<store>/<workspace>/.models/<model id>/`. Writes on a local store go to a temporary name
+first and are renamed into place; an object store publishes an upload whole when it completes. So
+a reader never sees half an object, and a task that runs twice overwrites its own output.
+
+Only folder URLs (the store's URL joined with workspaces, ids and model ids) are parsed as URLs.
+An object's name is a user's: fsspec would read `::` in a URL as a chain of filesystems and its
+glob-expanding methods would read `*`, `?` and `[x]` as patterns. So a name is joined onto the
+folder's plain path here, and only single-object methods of the filesystem are called with it.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
+import re
 import secrets
 from dataclasses import dataclass
 
 import fsspec
 from fsspec import AbstractFileSystem
+from fsspec.implementations.local import LocalFileSystem
+
+_TEMPORARY = re.compile(r"\.tmp-[0-9a-f]{8}$")
 
 
 @dataclass(frozen=True)
@@ -32,32 +42,48 @@ class ObjectStore:
 
 
 def filesystem(url: str) -> tuple[AbstractFileSystem, str]:
-    """The fsspec filesystem for `url` and the path inside it."""
+    """The fsspec filesystem of a folder URL and the path inside it (never a URL with a name)."""
     fs, path = fsspec.core.url_to_fs(url)
     return fs, path
 
 
-def join(url: str, name: str) -> str:
-    return posixpath.join(url.rstrip("/"), name)
+def join(url: str, part: str) -> str:
+    """A folder URL under `url` (`part` made of ids); object names go through `object_path`."""
+    return posixpath.join(url.rstrip("/"), part)
 
 
-def write_bytes(url: str, data: bytes) -> None:
-    """Write an object atomically (temporary name, then move)."""
-    fs, path = filesystem(url)
-    parent = posixpath.dirname(path)
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
+def object_path(folder_url: str, name: str) -> tuple[AbstractFileSystem, str]:
+    """The filesystem of `folder_url` and the plain path of the object `name` inside it."""
+    fs, root = filesystem(folder_url)
+    return fs, f"{root.rstrip('/')}/{name}"
+
+
+def write_bytes(folder_url: str, name: str, data: bytes) -> None:
+    """Write the object `name` under `folder_url` whole (see the module's docstring)."""
+    fs, path = object_path(folder_url, name)
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    if not isinstance(fs, LocalFileSystem):
+        fs.pipe_file(path, data)
+        return
     tmp = f"{path}.tmp-{secrets.token_hex(4)}"
-    with fs.open(tmp, "wb") as f:
-        f.write(data)
-    fs.mv(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
 
 
-def read_bytes(url: str) -> bytes:
-    fs, path = filesystem(url)
-    with fs.open(path, "rb") as f:
-        data: bytes = f.read()
+def read_bytes(folder_url: str, name: str) -> bytes:
+    fs, path = object_path(folder_url, name)
+    data: bytes = fs.cat_file(path)
     return data
+
+
+def remove_object(folder_url: str, name: str) -> None:
+    fs, path = object_path(folder_url, name)
+    fs.rm_file(path)
 
 
 def list_objects(url: str) -> dict[str, int]:
@@ -70,5 +96,5 @@ def list_objects(url: str) -> dict[str, int]:
     return {
         path[len(prefix) :]: int(info.get("size") or 0)
         for path, info in found.items()
-        if path.startswith(prefix) and ".tmp-" not in posixpath.basename(path)
+        if path.startswith(prefix) and not _TEMPORARY.search(path)
     }

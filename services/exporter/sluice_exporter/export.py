@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sluice import storage
+from sluice.v1 import tasks_pb2
 from sluice_exporter.aggregate import Record, aggregate, is_result_object, parse_records
 from sluice_exporter.archive import (
     Member,
@@ -40,7 +42,7 @@ def read_records(input_url: str, names: list[str]) -> list[Record]:
     """The records of the result objects `names` (relative to `input_url`), in name order."""
     records: list[Record] = []
     for name in sorted(names):
-        records.extend(parse_records(storage.read_bytes(storage.join(input_url, name)), name))
+        records.extend(parse_records(storage.read_bytes(input_url, name), name))
     return records
 
 
@@ -51,21 +53,45 @@ def remove_stale_archives(output_url: str, keep: int) -> None:
         index = None if "/" in name else archive_index(name)
         if index is not None and index >= keep:
             stale.append(name)
-    if not stale:
-        return
-    fs, root = storage.filesystem(output_url)
     for name in stale:
         log.info("removing stale archive %s", name)
-        fs.rm(f"{root.rstrip('/')}/{name}")
+        storage.remove_object(output_url, name)
+
+
+def failed_records(failed_tasks: Iterable[tasks_pb2.FailedTask]) -> list[Record]:
+    """An error record for each input of the processing tasks that failed on every delivery."""
+    return [
+        {
+            "image": name,
+            "task_id": task.task_id,
+            "status": "error",
+            "error": f"task failed: {task.error}",
+            "outputs": {},
+            "image_outputs": {},
+        }
+        for task in failed_tasks
+        for name in task.input_names
+    ]
 
 
 def export_job(
-    input_url: str, output_url: str, aggregation_format: int, max_archive_bytes: int
+    input_url: str,
+    output_url: str,
+    aggregation_format: int,
+    max_archive_bytes: int,
+    failed: Iterable[Record] = (),
 ) -> ExportSummary:
-    """Aggregate the results under `input_url` and pack them with its images into `output_url`."""
+    """Aggregate the results under `input_url` and pack them with its images into `output_url`.
+
+    `failed` are error records of images whose task failed; an image with a record of its own
+    (a partial result written before the task failed) keeps that one.
+    """
     objects = storage.list_objects(input_url)
     result_names = [name for name in objects if is_result_object(name)]
-    summary = aggregate(read_records(input_url, result_names), aggregation_format)
+    records = read_records(input_url, result_names)
+    seen = {record["image"] for record in records}
+    records.extend(record for record in failed if record["image"] not in seen)
+    summary = aggregate(records, aggregation_format)
     images = sorted(name for name in objects if name.startswith(IMAGES_PREFIX))
     members = [Member(summary.name, len(summary.data))]
     members.extend(Member(name, objects[name]) for name in images)
@@ -73,13 +99,13 @@ def export_job(
     def read(name: str) -> bytes:
         if name == summary.name:
             return summary.data
-        return storage.read_bytes(storage.join(input_url, name))
+        return storage.read_bytes(input_url, name)
 
     stamp = time.time()
     written: list[str] = []
     for index, group in enumerate(plan_archives(members, effective_limit(max_archive_bytes))):
         name = archive_name(index)
-        storage.write_bytes(storage.join(output_url, name), pack(group, read, mtime=stamp))
+        storage.write_bytes(output_url, name, pack(group, read, mtime=stamp))
         written.append(name)
         log.info("wrote %s (%d files)", name, len(group))
     remove_stale_archives(output_url, len(written))

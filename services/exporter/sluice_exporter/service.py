@@ -29,13 +29,13 @@ from nats.js import JetStreamContext
 
 from sluice import messaging
 from sluice.v1 import common_pb2, tasks_pb2
-from sluice_exporter.export import ExportSummary, export_job
+from sluice_exporter.export import ExportSummary, export_job, failed_records
 
 log = logging.getLogger(__name__)
 
 KIND = "export"
 STAGE = "export"
-IN_PROGRESS_INTERVAL_S = 10.0
+IN_PROGRESS_INTERVAL_S = messaging.IN_PROGRESS_S
 HEARTBEAT_INTERVAL_S = 2.0
 FETCH_TIMEOUT_S = 1.0
 NAK_DELAY_S = 5.0
@@ -53,7 +53,13 @@ def default_worker_id() -> str:
 
 def run_task(task: tasks_pb2.Task) -> ExportSummary:
     """Run one export task against the object store (blocking)."""
-    return export_job(task.input_url, task.output_url, task.aggregation_format, task.max_archive_bytes)
+    return export_job(
+        task.input_url,
+        task.output_url,
+        task.aggregation_format,
+        task.max_archive_bytes,
+        failed_records(task.failed_tasks),
+    )
 
 
 def parse_task(data: bytes) -> tasks_pb2.Task:
@@ -71,6 +77,13 @@ def parse_task(data: bytes) -> tasks_pb2.Task:
     if task.max_archive_bytes < 0:
         raise InvalidTask("max_archive_bytes must not be negative")
     return task
+
+
+def _delivery(msg: Msg) -> int:
+    try:
+        return int(msg.metadata.num_delivered or 1)
+    except Exception:
+        return 1
 
 
 def job_from_subject(subject: str) -> str:
@@ -181,7 +194,7 @@ class ExportService:
             task = parse_task(msg.data)
         except InvalidTask as error:
             log.error("terminating an invalid export task on %s: %s", msg.subject, error)
-            await self._settle_failure(msg, job_from_subject(msg.subject), "", str(error), started)
+            await self._settle_failure(msg, job_from_subject(msg.subject), "", str(error), started, 0)
             return
 
         log.info("exporting job %s (task %s)", task.job_id, task.task_id)
@@ -191,14 +204,18 @@ class ExportService:
         except OSError as error:
             if self._last_delivery(msg):
                 log.error("export of job %s failed for good: %s", task.job_id, error)
-                await self._settle_failure(msg, task.job_id, task.task_id, f"storage error: {error}", started)
+                await self._settle_failure(
+                    msg, task.job_id, task.task_id, f"storage error: {error}", started, task.attempt
+                )
             else:
                 log.warning("export of job %s will be retried: %s", task.job_id, error)
                 await self._settle(msg.nak(delay=NAK_DELAY_S))
             return
         except Exception as error:
             log.exception("export of job %s failed", task.job_id)
-            await self._settle_failure(msg, task.job_id, task.task_id, f"export failed: {error}", started)
+            await self._settle_failure(
+                msg, task.job_id, task.task_id, f"export failed: {error}", started, task.attempt
+            )
             return
         finally:
             keep_alive.cancel()
@@ -214,6 +231,8 @@ class ExportService:
             items_failed=summary.failed,
             worker_id=self.worker_id,
             duration_s=time.monotonic() - started,
+            attempt=task.attempt or 1,
+            delivery=_delivery(msg),
         )
         log.info(
             "exported job %s: %d record(s), %d failed, %d image(s), %d archive(s)",
@@ -243,7 +262,9 @@ class ExportService:
             return False
         return True
 
-    async def _settle_failure(self, msg: Msg, job_id: str, task_id: str, error: str, started: float) -> None:
+    async def _settle_failure(
+        self, msg: Msg, job_id: str, task_id: str, error: str, started: float, attempt: int
+    ) -> None:
         result = tasks_pb2.TaskResult(
             task_id=task_id,
             job_id=job_id,
@@ -252,6 +273,8 @@ class ExportService:
             error=error,
             worker_id=self.worker_id,
             duration_s=time.monotonic() - started,
+            attempt=attempt or 1,
+            delivery=_delivery(msg),
         )
         if await self._publish(result):
             await self._settle(msg.term())

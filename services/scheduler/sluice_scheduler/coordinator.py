@@ -459,7 +459,7 @@ class Coordinator:
             await publish_event(self.js, events_pb2.EVENT_TYPE_JOB_FAILED, workspace, job_id, message=error)
             await self.logs.add(workspace, job_id, ERROR, f"job failed: {error}")
             return False
-        if stage.name == planning.EXPORT and stage.items_failed:
+        if stage.name == planning.EXPORT and stage.failed:
             failed = await self.tasks.failed_tasks(workspace, job_id, stage.name)
             error = f"export failed: {failed[0]['error'] if failed else 'unknown error'}"
             await self.repo.set_stage_state(workspace, job_id, stage.name, "failed")

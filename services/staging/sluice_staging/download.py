@@ -13,10 +13,11 @@ CHUNK_BYTES = 1024 * 1024
 
 
 async def object_chunks(
-    url: str, name: str, chunk_bytes: int = CHUNK_BYTES
+    folder_url: str, name: str, chunk_bytes: int = CHUNK_BYTES
 ) -> AsyncIterator[staging_pb2.DownloadChunk]:
-    """The chunks of the object at `url`, the last one with last=True (one chunk when empty)."""
-    fs, path = storage.filesystem(url)
+    """The chunks of the object `name` under `folder_url`, the last one with last=True (one chunk
+    when empty)."""
+    fs, path = storage.object_path(folder_url, name)
     try:
         size = int(await asyncio.to_thread(fs.size, path))
         handle = await asyncio.to_thread(fs.open, path, "rb")

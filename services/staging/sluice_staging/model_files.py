@@ -21,9 +21,9 @@ def publish_model(
     """Copy `local` to the model's folder under a temporary name and move it into place; then
     write spec.json, so a reader that finds the new spec.json also finds the new bytes."""
     folder = store.model_url(workspace, spec.model_id)
-    fs, path = storage.filesystem(storage.join(folder, MODEL_FILE))
+    fs, path = storage.object_path(folder, MODEL_FILE)
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
     temporary = f"{path}.tmp-{secrets.token_hex(4)}"
-    fs.put(str(local), temporary)
+    fs.put_file(str(local), temporary)
     fs.mv(temporary, path)
-    storage.write_bytes(storage.join(folder, SPEC_FILE), stored_json(spec, sha256, size).encode())
+    storage.write_bytes(folder, SPEC_FILE, stored_json(spec, sha256, size).encode())

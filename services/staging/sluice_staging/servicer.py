@@ -178,7 +178,7 @@ class StagingServicer(staging_pb2_grpc.StagingServiceServicer):
         batch = await self._live_batch(request.batch_id)
         url = self._store.batch_url(batch.workspace, batch.batch_id)
         async for obj in self._objects_to_download(batch, list(request.names)):
-            async for chunk in object_chunks(storage.join(url, obj.name), obj.name):
+            async for chunk in object_chunks(url, obj.name):
                 yield chunk
 
     async def _objects_to_download(self, batch: BatchRow, names: list[str]) -> AsyncIterator[ObjectRow]:

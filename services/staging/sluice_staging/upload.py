@@ -147,14 +147,14 @@ class Uploader:
             return
         data = b"".join(file.chunks)
         file.chunks.clear()
-        url = storage.join(self._store.batch_url(batch.workspace, batch.batch_id), file.name)
+        url = self._store.batch_url(batch.workspace, batch.batch_id)
         try:
-            await asyncio.to_thread(storage.write_bytes, url, data)
+            await asyncio.to_thread(storage.write_bytes, url, file.name, data)
         except _NAME_CLASH:
             self._reject(summary, file.sent_name, _CLASH_REASON)
             return
         except OSError as error:
-            log.exception("writing %s failed", url)
+            log.exception("writing %r under %s failed", file.name, url)
             raise Unavailable(
                 f"the object store could not store {file.name!r}; try the upload again"
             ) from error

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 
 from sluice import storage
+from sluice_worker import MAX_MEGAPIXELS
 from sluice_worker.image_header import image_size
 
-MAX_MEGAPIXELS = 50
 EMPTY = "empty file"
 UNDECODABLE = "cannot decode image (not a supported image or corrupt)"
 TOO_LARGE = "image too large"
@@ -60,7 +60,7 @@ def load_inputs(input_url: str, names: Sequence[str]) -> list[LoadedInput]:
     loaded = []
     for name in names:
         try:
-            data = storage.read_bytes(storage.join(input_url, name))
+            data = storage.read_bytes(input_url, name)
         except FileNotFoundError:
             loaded.append(LoadedInput(name, error=NOT_FOUND))
             continue

@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sluice import messaging
 from sluice.v1 import common_pb2
 
 MACHINE_TYPES = {"cpu": common_pb2.MACHINE_TYPE_CPU, "gpu": common_pb2.MACHINE_TYPE_GPU}
@@ -34,9 +35,12 @@ class WorkerOptions:
     """Images per workflow run."""
     fetch_timeout_s: float = 1.0
     heartbeat_s: float = 2.0
-    in_progress_s: float = 10.0
+    in_progress_s: float = messaging.IN_PROGRESS_S
+    progress_interval_s: float = 0.25
+    """At most one progress report per slot this often."""
     drain_timeout_s: float = 20.0
-    nak_delay_s: float = 5.0
+    nak_delay_s: float = 1.0
+    """The first retry's delay; each later one doubles it."""
 
     def __post_init__(self) -> None:
         if self.machine_type not in MACHINE_TYPES:

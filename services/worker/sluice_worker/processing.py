@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,14 +37,33 @@ class TaskRejected(Exception):
     """The task cannot succeed however often it runs (its workflow refuses its input)."""
 
 
+class AttemptFailed(Exception):
+    """This run of the task failed as a whole (the workflow raised on every image): worth a retry."""
+
+
 @dataclass(frozen=True)
 class TaskOutcome:
     items_done: int
     items_failed: int
+    stopped: bool = False
+    """The task stopped early when asked; its result object holds the images done so far."""
+    errors: tuple[str, ...] = ()
+    """The reasons of the images that failed."""
+
+
+@dataclass
+class TaskControl:
+    """How a running task hears it should stop, and tells how far it got."""
+
+    should_stop: Callable[[], bool] = lambda: False
+    report: Callable[[int, int], None] = lambda done, failed: None
+
+
+WORKFLOW_FAILED = "workflow failed: "
 
 
 def _failure(error: Exception) -> str:
-    return f"workflow failed: {type(error).__name__}: {error}"
+    return f"{WORKFLOW_FAILED}{type(error).__name__}: {error}"
 
 
 def _run_workflow(
@@ -123,35 +142,61 @@ def _record(
             value = result.get(output)
             if isinstance(value, np.ndarray):
                 object_name = image_output_name(name, output)
-                storage.write_bytes(storage.join(task.output_url, object_name), _encode_jpeg(value))
+                storage.write_bytes(task.output_url, object_name, _encode_jpeg(value))
                 image_outputs[output] = object_name
     return ImageRecord(name, task.task_id, outputs=outputs, image_outputs=image_outputs)
 
 
-async def run_task(task: tasks_pb2.Task, workflow: CompiledWorkflow, batch_size: int = 8) -> TaskOutcome:
+async def run_task(
+    task: tasks_pb2.Task,
+    workflow: CompiledWorkflow,
+    batch_size: int = 8,
+    control: TaskControl | None = None,
+) -> TaskOutcome:
     """Process every input of `task` and write its one result object.
 
-    Raises TaskRejected when the task can never succeed, OSError when the store fails.
+    Between batches of images it reports progress and, when `control` says so, stops: the
+    result object then holds the images done so far (a rerun of the task overwrites it).
+    Raises TaskRejected when the task can never succeed, AttemptFailed when the workflow raised
+    on every image (a retry may succeed), OSError when the store fails.
     """
+    control = control or TaskControl()
     names = list(task.input_names)
     chunks = [names[start : start + batch_size] for start in range(0, len(names), batch_size)]
     records: list[ImageRecord] = []
+    raised = decoded = 0
+    stopped = False
     # Read and decode the next batch while the models work on this one.
     loading: asyncio.Task[list[LoadedInput]] | None = None
     try:
         for index, chunk in enumerate(chunks):
+            if control.should_stop():
+                stopped = True
+                break
             loaded = await (loading or asyncio.to_thread(load_inputs, task.input_url, chunk))
             loading = None
             if index + 1 < len(chunks):
                 loading = asyncio.create_task(
                     asyncio.to_thread(load_inputs, task.input_url, chunks[index + 1])
                 )
-            records.extend(await asyncio.to_thread(process_batch, task, workflow, loaded))
+            batch = await asyncio.to_thread(process_batch, task, workflow, loaded)
+            records.extend(batch)
+            decoded += sum(item.image is not None for item in loaded)
+            raised += sum(1 for r in batch if r.error is not None and r.error.startswith(WORKFLOW_FAILED))
+            control.report(len(records), sum(not r.ok for r in records))
     finally:
         if loading is not None:
             loading.cancel()
             with contextlib.suppress(BaseException):
                 await loading
-    result_url = storage.join(task.output_url, result_object_name(task.task_id))
-    await asyncio.to_thread(storage.write_bytes, result_url, to_jsonl(records))
-    return TaskOutcome(items_done=len(records), items_failed=sum(not r.ok for r in records))
+    if not stopped and decoded and raised == decoded:
+        first = next(r.error for r in records if r.error and r.error.startswith(WORKFLOW_FAILED))
+        raise AttemptFailed(f"the workflow raised on every image of the task ({first})")
+    result_name = result_object_name(task.task_id)
+    await asyncio.to_thread(storage.write_bytes, task.output_url, result_name, to_jsonl(records))
+    return TaskOutcome(
+        items_done=len(records),
+        items_failed=sum(not r.ok for r in records),
+        stopped=stopped,
+        errors=tuple(r.error for r in records if r.error is not None),
+    )

@@ -1,9 +1,12 @@
 """The worker loop: task slots pulling from JetStream, heartbeats, and a graceful stop.
 
 Each slot fetches one task at a time, runs it, publishes its TaskResult and only then acks it.
-A store failure naks the task for a retry (until its last delivery, which reports failure); a
-task that can never succeed reports failure and is terminated. On stop the slots finish the
-tasks they hold (naking them after `drain_timeout_s`), then NATS drains.
+While it runs, the slot reports progress (sluice.progress.<job>) and keeps the message alive
+with in-progress acks. A transient failure naks the task with a growing delay (until its last
+delivery, which reports failure); a task that can never succeed reports failure and is
+terminated. A StopTasks message (sluice.control.<job>) stops the job's running tasks between
+batches of images and makes the worker refuse its tasks from then on. On stop the slots finish
+the tasks they hold (naking them after `drain_timeout_s`), then NATS drains.
 """
 
 from __future__ import annotations
@@ -31,9 +34,21 @@ from sluice.models.store_catalog import StoreCatalog
 from sluice.v1 import tasks_pb2
 from sluice.workflow import compile_workflow
 from sluice_worker.options import WorkerOptions
-from sluice_worker.processing import TaskRejected, run_task
+from sluice_worker.processing import AttemptFailed, TaskControl, TaskRejected, run_task
+from sluice_worker.reporting import (
+    ERROR,
+    INFO,
+    WARNING,
+    ProgressReporter,
+    StoppedJobs,
+    publish_reliably,
+    summarise_errors,
+)
 
 log = logging.getLogger(__name__)
+MAX_RETRY_DELAY_S = 30.0
+# How long a result publish is retried while NATS is away before the task is handed back.
+PUBLISH_PATIENCE_S = 120.0
 
 
 class Worker:
@@ -47,6 +62,7 @@ class Worker:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._catalogs: dict[str, StoreCatalog] = {}
+        self.stops = StoppedJobs()
 
     def _catalog(self, workspace: str) -> StoreCatalog:
         """The workspace's models: built-ins, and registered ones fetched from the store once."""
@@ -85,6 +101,8 @@ class Worker:
     async def _serve(self, js: JetStreamContext, stop: asyncio.Event) -> None:
         options = self.options
         await messaging.ensure_streams(js)
+        assert self._nc is not None
+        await self._nc.subscribe("sluice.control.*", cb=self._on_stop)
         subscriptions = [
             await messaging.task_consumer(js, options.machine_type) for _ in range(options.slots)
         ]
@@ -156,16 +174,29 @@ class Worker:
                 finally:
                     self._in_flight.pop(index, None)
 
-    async def _keep_alive(self, msg: Msg) -> None:
-        """Tell JetStream the task is still being worked on, so it is not redelivered."""
+    async def _on_stop(self, msg: Msg) -> None:
+        try:
+            stop = tasks_pb2.StopTasks.FromString(msg.data)
+        except DecodeError:
+            return
+        job_uid = msg.subject.rsplit(".", 1)[-1]
+        if self.stops.add(job_uid, stop.attempt):
+            log.info("job %s (attempt %d) stops: %s", stop.job_id, stop.attempt, stop.reason)
+
+    async def _keep_alive(self, msg: Msg, progress: ProgressReporter) -> None:
+        """Tell JetStream the task is still being worked on, so it is not redelivered, and the
+        scheduler that its slot is still busy with it."""
         while True:
             await asyncio.sleep(self.options.in_progress_s)
             try:
                 await msg.in_progress()
             except Exception as error:
                 log.warning("cannot extend task: %s", error)
+            progress.send()
 
-    def _result(self, task: tasks_pb2.Task, job_id: str, started: float) -> tasks_pb2.TaskResult:
+    def _result(
+        self, task: tasks_pb2.Task, job_id: str, started: float, delivery: int
+    ) -> tasks_pb2.TaskResult:
         return tasks_pb2.TaskResult(
             task_id=task.task_id,
             job_id=job_id,
@@ -173,34 +204,66 @@ class Worker:
             worker_id=self.options.worker_id,
             duration_s=time.monotonic() - started,
             machine_type=self.options.machine_type_enum,
+            delivery=delivery,
+            attempt=task.attempt or 1,
         )
 
-    async def _publish(self, result: tasks_pb2.TaskResult) -> None:
+    async def _publish(self, job_uid: str, result: tasks_pb2.TaskResult) -> None:
+        """Publish a result on sluice.results.<job uid>, riding out a NATS outage."""
         assert self._js is not None
-        await self._js.publish(messaging.result_subject(result.job_id), result.SerializeToString())
+        result.duration_s = max(result.duration_s, 0.0)
+        await publish_reliably(
+            self._js, messaging.result_subject(job_uid), result.SerializeToString(), PUBLISH_PATIENCE_S
+        )
 
-    async def _reject(self, msg: Msg, result: tasks_pb2.TaskResult, error: str) -> None:
+    async def _log(self, job_uid: str, task_id: str, severity: int, message: str) -> None:
+        """A log record for the job's logs (best effort: a lost record loses no work)."""
+        assert self._js is not None
+        record = tasks_pb2.WorkerLog(
+            task_id=task_id,
+            worker_id=self.options.worker_id,
+            severity=severity,
+            message=message,
+            time=time.time(),
+        )
+        try:
+            await self._js.publish(messaging.logs_subject(job_uid), record.SerializeToString(), timeout=5)
+        except Exception as error:
+            log.warning("cannot publish a log record of task %s: %s", task_id, error)
+
+    async def _reject(self, msg: Msg, job_uid: str, result: tasks_pb2.TaskResult, error: str) -> None:
         """Report a task that cannot succeed, then terminate it (no redelivery)."""
         log.warning("task %s failed: %s", result.task_id or "?", error)
         result.ok = False
         result.error = error
-        await self._publish(result)
+        await self._log(job_uid, result.task_id, ERROR, f"task failed: {error}")
+        await self._publish(job_uid, result)
         await msg.term()
 
     async def _handle(self, msg: Msg) -> None:
         started = time.monotonic()
-        job_id = msg.subject.rsplit(".", 1)[-1]
+        job_uid = msg.subject.rsplit(".", 1)[-1]
+        delivery = msg.metadata.num_delivered or 1
         try:
             task = tasks_pb2.Task.FromString(msg.data)
         except DecodeError as error:
+            empty = tasks_pb2.Task()
             await self._reject(
-                msg, self._result(tasks_pb2.Task(), job_id, started), f"cannot parse task: {error}"
+                msg, job_uid, self._result(empty, job_uid, started, delivery), f"cannot parse task: {error}"
             )
             return
-        result = self._result(task, task.job_id or job_id, started)
-        if not task.task_id or not task.output_url:
-            await self._reject(msg, result, "task has no task_id or output_url")
+        result = self._result(task, task.job_id or job_uid, started, delivery)
+        if self.stops.stopped(job_uid, task.attempt or 1):
+            log.info("task %s of a stopped job: not running it", task.task_id)
+            await msg.term()
             return
+        if not task.task_id or not task.output_url:
+            await self._reject(msg, job_uid, result, "task has no task_id or output_url")
+            return
+        progress = ProgressReporter(
+            self._nc_or_fail(), messaging.progress_subject(job_uid), task, self.options, delivery, started
+        )
+        progress.send()  # the scheduler learns the task started (and on which delivery)
         try:
             workflow = compile_workflow(
                 task.workflow_json,
@@ -208,41 +271,74 @@ class Worker:
                 models=self._catalog(task.workspace),
             )
         except InvalidArgument as error:
-            await self._reject(msg, result, f"invalid workflow: {error.message}")
+            await self._reject(msg, job_uid, result, f"invalid workflow: {error.message}")
             return
-        keep_alive = asyncio.create_task(self._keep_alive(msg))
+        control = TaskControl(
+            should_stop=lambda: self.stops.stopped(job_uid, task.attempt or 1), report=progress.update
+        )
+        keep_alive = asyncio.create_task(self._keep_alive(msg, progress))
         try:
-            outcome = await run_task(task, workflow, self.options.batch_size)
+            outcome = await run_task(task, workflow, self.options.batch_size, control)
         except TaskRejected as error:
-            await self._reject(msg, result, str(error))
+            await self._reject(msg, job_uid, result, str(error))
+            return
+        except AttemptFailed as error:
+            await self._retry(msg, job_uid, result, str(error))
             return
         except OSError as error:
-            await self._retry(msg, result, f"object store error: {error}")
+            await self._retry(msg, job_uid, result, f"object store error: {error}")
             return
         except Unavailable as error:
-            await self._retry(msg, result, f"inference backend unavailable: {error.message}")
+            await self._retry(msg, job_uid, result, f"inference backend unavailable: {error.message}")
             return
         finally:
             keep_alive.cancel()
-        result.ok = True
+        result.ok = not outcome.stopped
+        result.stopped = outcome.stopped
         result.items_done = outcome.items_done
         result.items_failed = outcome.items_failed
         result.duration_s = time.monotonic() - started
-        await self._publish(result)
-        await msg.ack()
+        if outcome.errors:
+            await self._log(job_uid, task.task_id, WARNING, summarise_errors(outcome))
+        if outcome.stopped:
+            await self._log(
+                job_uid,
+                task.task_id,
+                INFO,
+                f"task stopped after {outcome.items_done} of {len(task.input_names)} images",
+            )
+        await self._publish(job_uid, result)
+        if outcome.stopped:
+            await msg.term()
+        else:
+            await msg.ack()
         log.info(
-            "task %s done: %d images, %d failed, %.2fs",
+            "task %s %s: %d images, %d failed, %.2fs",
             task.task_id,
+            "stopped" if outcome.stopped else "done",
             outcome.items_done,
             outcome.items_failed,
             result.duration_s,
         )
 
-    async def _retry(self, msg: Msg, result: tasks_pb2.TaskResult, error: str) -> None:
-        """A transient failure: nak for redelivery, or report failure on the last delivery."""
+    def _nc_or_fail(self) -> Client:
+        assert self._nc is not None
+        return self._nc
+
+    async def _retry(self, msg: Msg, job_uid: str, result: tasks_pb2.TaskResult, error: str) -> None:
+        """A transient failure: nak for redelivery after a growing delay, or report failure on
+        the last delivery."""
         delivered = msg.metadata.num_delivered or 1
         if delivered >= messaging.MAX_DELIVERIES:
-            await self._reject(msg, result, f"{error} (after {delivered} attempts)")
+            await self._reject(msg, job_uid, result, f"{error} (after {delivered} attempts)")
             return
-        log.warning("task %s: %s; retrying (attempt %d)", result.task_id, error, delivered)
-        await msg.nak(delay=self.options.nak_delay_s)
+        delay = min(self.options.nak_delay_s * 2 ** (delivered - 1), MAX_RETRY_DELAY_S)
+        log.warning("task %s: %s; retrying in %.0f s (attempt %d)", result.task_id, error, delay, delivered)
+        await self._log(
+            job_uid,
+            result.task_id,
+            WARNING,
+            f"task retried in {delay:g} s "
+            f"(delivery {delivered} of {messaging.MAX_DELIVERIES} failed): {error}",
+        )
+        await msg.nak(delay=delay)

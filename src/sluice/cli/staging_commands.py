@@ -8,9 +8,9 @@ from pathlib import Path
 from sluice.cli.context import connection
 from sluice.cli.download import download, local_path, unpack_archives
 from sluice.cli.output import fields, human_bytes, table, when
-from sluice.cli.upload import plan_upload, staged_objects, upload
+from sluice.cli.upload import local_files, plan_upload, staged_objects, upload
 from sluice.errors import InvalidArgument
-from sluice.ids import validate_id
+from sluice.ids import IMAGE_EXTENSIONS, is_image_name, validate_id
 from sluice.v1 import common_pb2, staging_pb2
 
 BATCH_TYPES = {
@@ -26,6 +26,11 @@ def create_batch_of_images(args: argparse.Namespace) -> int:
     images_dir: Path = args.images_dir
     if not images_dir.is_dir():
         raise InvalidArgument(f"images folder {images_dir} does not exist or is not a folder")
+    files = local_files(images_dir)
+    if not any(is_image_name(name) for name, _ in files):
+        kinds = "/".join(sorted(IMAGE_EXTENSIONS))
+        found = f"; none of its {len(files)} files is a {kinds} image" if files else ""
+        raise InvalidArgument(f"no images in {images_dir} (nothing to upload{found})")
     conn = connection(args)
     stub = conn.staging()
     stub.CreateBatch(
@@ -33,7 +38,7 @@ def create_batch_of_images(args: argparse.Namespace) -> int:
         metadata=conn.metadata,
     )
     staged = {o.name: o.size_bytes for o in staged_objects(stub, conn.metadata, batch_id)}
-    plan = plan_upload(images_dir, staged)
+    plan = plan_upload(files, staged)
     for name in plan.not_images:
         print(f"skipped (not an image): {name}")
     stored, rejected = upload(stub, conn.metadata, batch_id, plan.to_upload)

@@ -7,6 +7,7 @@ Built-in models come from this machine's registry; any other id is asked of the 
 from __future__ import annotations
 
 import argparse
+import posixpath
 import tempfile
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def _registered_spec(args: argparse.Namespace, model_id: str, folder: Path) -> M
     if not model.url:
         raise FailedPrecondition(f"model {model_id!r}: the registry holds no file for it")
     path = folder / f"{triton_model_name(model_id)}.onnx"
-    path.write_bytes(storage.read_bytes(model.url))
+    model_folder, file_name = posixpath.split(model.url)
+    path.write_bytes(storage.read_bytes(model_folder, file_name))
     return spec_from_json(model.spec_json, path=path, model_id=model_id)
 
 

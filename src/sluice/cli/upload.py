@@ -23,11 +23,18 @@ class UploadPlan:
     not_images: list[str] = field(default_factory=list)
 
 
-def plan_upload(images_dir: Path, staged: dict[str, int]) -> UploadPlan:
-    """Which files of `images_dir` still need uploading (name and size not already staged)."""
+def local_files(images_dir: Path) -> list[tuple[str, Path]]:
+    """Every file under `images_dir` (recursive) with its name in the batch, in path order."""
+    return [
+        (path.relative_to(images_dir).as_posix(), path)
+        for path in sorted(p for p in images_dir.rglob("*") if p.is_file())
+    ]
+
+
+def plan_upload(files: Sequence[tuple[str, Path]], staged: dict[str, int]) -> UploadPlan:
+    """Which of `files` (from `local_files`) still need uploading (name and size not staged)."""
     plan = UploadPlan()
-    for path in sorted(p for p in images_dir.rglob("*") if p.is_file()):
-        name = path.relative_to(images_dir).as_posix()
+    for name, path in files:
         if not is_image_name(name):
             plan.not_images.append(name)
             continue

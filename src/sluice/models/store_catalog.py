@@ -58,7 +58,7 @@ class StoreCatalog:
 
     def _read_stored(self, model_id: str, folder: str) -> StoredModel:
         try:
-            text = storage.read_bytes(storage.join(folder, SPEC_FILE))
+            text = storage.read_bytes(folder, SPEC_FILE)
         except FileNotFoundError:
             raise NotFound(f"unknown model '{model_id}'") from None
         return parse_stored(text, model_id, self._cache)
@@ -68,18 +68,19 @@ class StoreCatalog:
         for _ in range(ATTEMPTS):
             stored = self._read_stored(model_id, folder)
             local = self._cache / stored.sha256 / MODEL_FILE
-            if local.is_file() or self._download(storage.join(folder, MODEL_FILE), local, stored.sha256):
+            if local.is_file() or self._download(folder, local, stored.sha256):
                 return replace(stored.spec, path=local)
         raise Unavailable(f"model '{model_id}' kept changing while it was read; try again")
 
     @staticmethod
-    def _download(url: str, local: Path, sha256: str) -> bool:
-        """Copy `url` to `local` when its bytes have `sha256`; False when they do not (replaced)."""
+    def _download(folder: str, local: Path, sha256: str) -> bool:
+        """Copy the model file under `folder` to `local` when its bytes have `sha256`; False when
+        they do not (replaced)."""
         local.parent.mkdir(parents=True, exist_ok=True)
         partial = local.with_name(f"{MODEL_FILE}.part-{secrets.token_hex(4)}")
-        fs, path = storage.filesystem(url)
+        fs, path = storage.object_path(folder, MODEL_FILE)
         try:
-            fs.get(path, str(partial))
+            fs.get_file(path, str(partial))
             if _sha256(partial) != sha256:
                 return False
             os.replace(partial, local)
