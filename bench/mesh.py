@@ -23,6 +23,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from bench.model import WORKFLOW_FILE
+from sluice.cli.job_states import ENDED
 from sluice.clients import aio_channel, scheduler_stub, user_metadata
 from sluice.messaging import connect
 from sluice.stack.state import Layout, StackFile, load_credentials
@@ -33,7 +34,6 @@ BATCH_ID = "bench-images"
 WORKFLOW_ID = "bench-text-detection"
 PROCESSING = "processing"
 POLL_S = 0.1
-ENDED = {scheduler_pb2.JOB_STATE_COMPLETED, scheduler_pb2.JOB_STATE_FAILED, scheduler_pb2.JOB_STATE_ABORTED}
 
 
 @dataclass(frozen=True)

@@ -176,8 +176,10 @@ def test_job_runs_and_exports_one_record_per_image(state: Path, tmp_path: Path) 
     command += ["--workflow-id", "text", "--batch-id", "photos", "--job-id", "first"]
     command += ["--save-image-outputs", "--wait", "--state-dir", str(state)]
     waiting = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for _ in range(120):  # until the first images are done
-        details = sluice(state, "batch-processing", "show-job-details", "--job-id", "first").stdout
+    for _ in range(120):  # until the first images are done (the job may not exist yet)
+        details = sluice(
+            state, "batch-processing", "show-job-details", "--job-id", "first", check=False
+        ).stdout
         if re.search(r"processing\s+running\s+\d+/\d+\s+[1-9]", details):
             break
         time.sleep(0.5)

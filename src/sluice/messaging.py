@@ -207,3 +207,23 @@ def task_consumer_config(kind: str) -> ConsumerConfig:
         max_deliver=MAX_DELIVERIES,
         max_ack_pending=1000,
     )
+
+
+class QuietFailures:
+    """Logs the first failure of a call repeated in a loop at WARNING, the next ones at DEBUG,
+    and the first success after them at INFO: a NATS outage is two lines, not one a second."""
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self._log = logger
+        self._what = what
+        self._failing = 0
+
+    def failed(self, error: BaseException) -> None:
+        self._failing += 1
+        level = logging.WARNING if self._failing == 1 else logging.DEBUG
+        self._log.log(level, "%s failed: %s", self._what, error or type(error).__name__)
+
+    def succeeded(self) -> None:
+        if self._failing:
+            self._log.info("%s works again (after %d failures)", self._what, self._failing)
+            self._failing = 0

@@ -139,6 +139,7 @@ class ExportService:
         log.info("exporter %s stopped", self.worker_id)
 
     async def _fetch_loop(self, subscription: JetStreamContext.PullSubscription, stop: asyncio.Event) -> None:
+        failures = messaging.QuietFailures(log, "fetching export tasks")
         while not stop.is_set():
             free = self._slots - len(self._inflight)
             if free <= 0:
@@ -147,12 +148,14 @@ class ExportService:
             try:
                 messages = await subscription.fetch(free, timeout=FETCH_TIMEOUT_S)
             except (TimeoutError, nats.errors.TimeoutError):
+                failures.succeeded()
                 continue
             except Exception as error:  # connection trouble: wait, then try again
-                log.warning("fetching export tasks failed: %s", error)
+                failures.failed(error)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1.0)
                 continue
+            failures.succeeded()
             for message in messages:
                 task = asyncio.create_task(self.handle(message))
                 self._inflight.add(task)

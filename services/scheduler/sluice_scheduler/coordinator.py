@@ -26,11 +26,18 @@ from sluice.models.references import referenced_model_ids
 from sluice.models.registry import known_models
 from sluice.storage import ObjectStore
 from sluice.v1 import common_pb2, events_pb2, scheduler_pb2, tasks_pb2
-from sluice.workflow import CompiledWorkflow, compile_workflow
+from sluice.workflow import compile_workflow
 from sluice_scheduler import planning
 from sluice_scheduler.dispatcher import KINDS, Dispatcher
 from sluice_scheduler.events import publish_event
 from sluice_scheduler.job_logs import ERROR, INFO, WARNING, JobLogs
+from sluice_scheduler.job_options import (
+    FORMAT_NAMES,
+    format_enum,
+    job_limits,
+    job_parameters,
+    parse_parameters,
+)
 from sluice_scheduler.repository import ENDED, JobChanges, Repository, StageProgress
 from sluice_scheduler.staging_client import StagingClient
 from sluice_scheduler.task_records import TaskRecords
@@ -39,10 +46,6 @@ from sluice_scheduler.workers_seen import WorkersSeen
 log = logging.getLogger(__name__)
 
 MACHINE_NAMES = {common_pb2.MACHINE_TYPE_CPU: "cpu", common_pb2.MACHINE_TYPE_GPU: "gpu"}
-FORMAT_NAMES = {
-    common_pb2.AGGREGATION_FORMAT_JSONL: "jsonl",
-    common_pb2.AGGREGATION_FORMAT_CSV: "csv",
-}
 NO_FAILURE_LIMIT = 1.0
 MAX_PRIORITY = 1000
 # Workers are told again to stop a halted job's tasks for this long (a worker may have missed it).
@@ -324,17 +327,17 @@ class Coordinator:
     async def halt(self, workspace: str, job_id: str, state: str, reason: str) -> bool:
         """End an active job as aborted or stopped: withdraw its queued tasks, stop its running
         ones, keep what was processed. False when the job had ended already."""
-        async with self._advancing:
+        async with self._advancing, self.dispatcher.lock:
             halted = await self.repo.halt_job(workspace, job_id, state, reason)
-        if halted is None:
-            return False
-        for kind in KINDS:
-            try:
-                await self.js.purge_stream(
-                    messaging.TASKS_STREAM, subject=messaging.task_subject(kind, halted.job_uid)
-                )
-            except Exception as error:
-                log.warning("cannot withdraw queued tasks of job %s: %s", job_id, error)
+            if halted is None:
+                return False
+            for kind in KINDS:
+                try:
+                    await self.js.purge_stream(
+                        messaging.TASKS_STREAM, subject=messaging.task_subject(kind, halted.job_uid)
+                    )
+                except Exception as error:  # workers refuse them anyway once told to stop
+                    log.warning("cannot withdraw queued tasks of job %s: %s", job_id, error)
         await self.send_stop(halted.job_uid, job_id, halted.attempt, reason)
         try:
             await self.staging.register_output(
@@ -482,7 +485,7 @@ class Coordinator:
             workspace=workspace,
             input_url=self.store.batch_url(workspace, processing_batch),
             output_url=self.store.batch_url(workspace, stage.output_batch_id),
-            aggregation_format=_format_enum(job["aggregation_format"]),
+            aggregation_format=format_enum(job["aggregation_format"]),
             item_count=stage.items_total,
             attempt=job["attempt"],
             failed_tasks=[
@@ -506,58 +509,3 @@ class Coordinator:
             return ""
         who = "no exporter is running" if kind == "export" else f"no {kind} worker is running"
         return f"{who}: the {stage.name} stage waits until one starts"
-
-
-@dataclass(frozen=True)
-class JobLimits:
-    workers_per_machine: int
-    max_parallel_tasks: int
-    max_runtime_s: float
-
-
-def job_limits(workers_per_machine: int, max_parallel_tasks: int, max_runtime_s: float | None) -> JobLimits:
-    """Check a job's limits; 0 means none (for the cap: unset means none, and it must be > 0)."""
-    if workers_per_machine < 0:
-        raise InvalidArgument("workers per machine must be positive")
-    if max_parallel_tasks < 0:
-        raise InvalidArgument("max parallel tasks must be positive")
-    if max_runtime_s is not None and not max_runtime_s > 0:
-        raise InvalidArgument(f"max runtime seconds must be greater than 0, not {max_runtime_s:g}")
-    return JobLimits(workers_per_machine, max_parallel_tasks, max_runtime_s or 0.0)
-
-
-def parse_parameters(text: str) -> dict[str, Any]:
-    """A job's workflow parameters: a JSON object (empty text: none)."""
-    try:
-        params = json.loads(text or "{}")
-    except json.JSONDecodeError as error:
-        raise InvalidArgument(f"workflow parameters are not valid JSON: {error}") from None
-    if not isinstance(params, dict):
-        raise InvalidArgument("workflow parameters must be a JSON object")
-    return params
-
-
-def job_parameters(
-    compiled: CompiledWorkflow, request: scheduler_pb2.CreateJobRequest, params: dict[str, Any]
-) -> str:
-    """Check the job's workflow parameters and image options; returns the parameters as JSON."""
-    image_input = compiled.image_input_name
-    if request.image_input_name and request.image_input_name != image_input:
-        raise InvalidArgument(
-            f"the workflow's image input is named '{image_input}', not '{request.image_input_name}'"
-        )
-    unknown = sorted(set(request.image_outputs_to_save) - set(compiled.image_outputs))
-    if unknown:
-        known = ", ".join(compiled.image_outputs) or "none"
-        raise InvalidArgument(
-            f"unknown image outputs {', '.join(unknown)}; the workflow's image outputs: {known}"
-        )
-    compiled.check_parameters(params)
-    return json.dumps(params, sort_keys=True)
-
-
-def _format_enum(name: str) -> common_pb2.AggregationFormat:
-    for value, fmt in FORMAT_NAMES.items():
-        if fmt == name:
-            return value
-    return common_pb2.AGGREGATION_FORMAT_JSONL

@@ -73,7 +73,8 @@ class Dispatcher:
         self.tasks = tasks
         self.js = js
         self.workers = workers
-        self._lock = asyncio.Lock()
+        self.lock = asyncio.Lock()
+        """Held while publishing; halting a job holds it too, so no task of it slips out after."""
 
     async def dispatch(
         self, on_first: Callable[[str, str], Awaitable[None]] | None = None
@@ -81,7 +82,7 @@ class Dispatcher:
         """Publish as many pending tasks as there are free slots; `on_first(workspace, job_id)`
         is awaited for each queued job that got its first task."""
         sent: list[Dispatched] = []
-        async with self._lock:
+        async with self.lock:
             for kind in KINDS:
                 sent.extend(await self._dispatch_kind(kind))
         if on_first is not None:

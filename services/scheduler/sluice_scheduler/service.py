@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import grpc
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -58,19 +59,31 @@ async def _follow(
         stream=stream,
         config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=30, max_deliver=-1),
     )
+    failures = messaging.QuietFailures(log, f"fetching from {stream}")
     while not stop.is_set():
         try:
             messages: list[Msg] = await sub.fetch(50, timeout=1)
         except TimeoutError:  # nats-py raises its own subclass or, at times, the plain one
+            failures.succeeded()
             continue
+        except (nats.errors.Error, OSError) as error:  # NATS away: it reconnects by itself
+            failures.failed(error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            continue
+        failures.succeeded()
         for msg in messages:
             try:
                 await asyncio.wait_for(handle(msg), RESULT_DEADLINE_S)
             except Exception:
                 log.exception("handling a message on %s failed; it will be retried", msg.subject)
-                await msg.nak(delay=2)
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=2)
                 continue
-            await msg.ack()
+            try:
+                await msg.ack()
+            except Exception as error:  # redelivered later; handling it again changes nothing
+                log.warning("cannot ack a message on %s: %s", msg.subject, error)
 
 
 def _result_handler(coordinator: Coordinator) -> Callable[[Msg], Awaitable[None]]:
@@ -128,6 +141,7 @@ async def _tick(coordinator: Coordinator, stop: asyncio.Event) -> None:
     """Dispatch into free slots, enforce runtime caps, repeat stops, finish stalled stages."""
     recovered = False
     last_sweep = time.monotonic()
+    outage = messaging.QuietFailures(log, "scheduler tick")
     while not stop.is_set():
         try:
             await coordinator.dispatch()
@@ -140,6 +154,9 @@ async def _tick(coordinator: Coordinator, stop: asyncio.Event) -> None:
             if time.monotonic() - last_sweep > SWEEP_EVERY_S:
                 last_sweep = time.monotonic()
                 await coordinator.requeue_stranded(STRANDED_AFTER_S)
+            outage.succeeded()
+        except (nats.errors.Error, OSError) as error:  # NATS or Postgres away: next tick retries
+            outage.failed(error)
         except Exception:
             log.exception("scheduler tick failed")
         with contextlib.suppress(TimeoutError):

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nats.errors
 from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -152,17 +151,20 @@ class Worker:
                 await asyncio.wait_for(stop.wait(), self.options.heartbeat_s)
 
     async def _slot(self, index: int, sub: JetStreamContext.PullSubscription, stop: asyncio.Event) -> None:
+        failures = messaging.QuietFailures(log, f"slot {index}: fetching tasks")
         while not stop.is_set():
             try:
                 msgs = await sub.fetch(1, timeout=self.options.fetch_timeout_s)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py's own subclass, or at times the plain one
+                failures.succeeded()
                 continue
             except Exception as error:
                 if stop.is_set():
                     break
-                log.warning("slot %d: fetch failed: %s", index, error)
+                failures.failed(error)
                 await asyncio.sleep(1.0)
                 continue
+            failures.succeeded()
             for msg in msgs:
                 self._in_flight[index] = msg
                 try:
@@ -186,12 +188,14 @@ class Worker:
     async def _keep_alive(self, msg: Msg, progress: ProgressReporter) -> None:
         """Tell JetStream the task is still being worked on, so it is not redelivered, and the
         scheduler that its slot is still busy with it."""
+        failures = messaging.QuietFailures(log, "extending a task (in-progress ack)")
         while True:
             await asyncio.sleep(self.options.in_progress_s)
             try:
                 await msg.in_progress()
+                failures.succeeded()
             except Exception as error:
-                log.warning("cannot extend task: %s", error)
+                failures.failed(error)
             progress.send()
 
     def _result(
