@@ -428,18 +428,15 @@ class Coordinator:
             if not await self._complete_stage(job, stage):
                 return
         processing = stages[0]
+        errors = ""
+        state, event = "completed", events_pb2.EVENT_TYPE_JOB_COMPLETED
         if processing.items_failed:
             state, event = "completed_with_errors", events_pb2.EVENT_TYPE_JOB_COMPLETED_WITH_ERRORS
-            message = (
-                f"completed with errors: {processing.items_failed} of {processing.items_total} images failed"
-            )
-        else:
-            state, event, message = "completed", events_pb2.EVENT_TYPE_JOB_COMPLETED, "completed"
-        await self.repo.set_job_state(
-            workspace, job_id, state, error=message if processing.items_failed else ""
-        )
-        await publish_event(self.js, event, workspace, job_id, message=message)
-        await self.logs.add(workspace, job_id, WARNING if processing.items_failed else INFO, f"job {message}")
+            errors = f"{processing.items_failed} of {processing.items_total} images failed"
+        await self.repo.set_job_state(workspace, job_id, state, error=errors)
+        said = state.replace("_", " ") + (f": {errors}" if errors else "")
+        await publish_event(self.js, event, workspace, job_id, message=said)
+        await self.logs.add(workspace, job_id, WARNING if errors else INFO, f"job {said}")
 
     async def _complete_stage(self, job: asyncpg.Record, stage: StageProgress) -> bool:
         """Register the stage's output batch; False when the job failed instead."""

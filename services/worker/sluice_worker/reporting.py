@@ -58,6 +58,7 @@ class ProgressReporter:
         self._interval = options.progress_interval_s
         self._started = started
         self._last_sent = 0.0
+        self._sending: set[asyncio.Task[None]] = set()
         self._message = tasks_pb2.TaskProgress(
             task_id=task.task_id,
             job_id=task.job_id,
@@ -77,7 +78,9 @@ class ProgressReporter:
     def send(self) -> None:
         self._last_sent = time.monotonic()
         self._message.elapsed_s = self._last_sent - self._started
-        asyncio.get_running_loop().create_task(self._publish(self._message.SerializeToString()))
+        sending = asyncio.get_running_loop().create_task(self._publish(self._message.SerializeToString()))
+        self._sending.add(sending)  # the loop keeps only a weak reference
+        sending.add_done_callback(self._sending.discard)
 
     async def _publish(self, data: bytes) -> None:
         try:
