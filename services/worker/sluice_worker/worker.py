@@ -198,24 +198,22 @@ class Worker:
                 failures.failed(error)
             progress.send()
 
-    def _result(
-        self, task: tasks_pb2.Task, job_id: str, started: float, delivery: int
-    ) -> tasks_pb2.TaskResult:
+    def _result(self, task: tasks_pb2.Task, job_id: str, delivery: int) -> tasks_pb2.TaskResult:
         return tasks_pb2.TaskResult(
             task_id=task.task_id,
             job_id=job_id,
             stage=task.stage,
             worker_id=self.options.worker_id,
-            duration_s=time.monotonic() - started,
             machine_type=self.options.machine_type_enum,
             delivery=delivery,
             attempt=task.attempt or 1,
         )
 
-    async def _publish(self, job_uid: str, result: tasks_pb2.TaskResult) -> None:
-        """Publish a result on sluice.results.<job uid>, riding out a NATS outage."""
+    async def _publish(self, job_uid: str, result: tasks_pb2.TaskResult, started: float) -> None:
+        """Publish a result on sluice.results.<job uid>, riding out a NATS outage; its duration
+        is the slot's time on this delivery (its machine time)."""
         assert self._js is not None
-        result.duration_s = max(result.duration_s, 0.0)
+        result.duration_s = time.monotonic() - started
         await publish_reliably(
             self._js, messaging.result_subject(job_uid), result.SerializeToString(), PUBLISH_PATIENCE_S
         )
@@ -235,13 +233,15 @@ class Worker:
         except Exception as error:
             log.warning("cannot publish a log record of task %s: %s", task_id, error)
 
-    async def _reject(self, msg: Msg, job_uid: str, result: tasks_pb2.TaskResult, error: str) -> None:
+    async def _reject(
+        self, msg: Msg, job_uid: str, result: tasks_pb2.TaskResult, error: str, started: float
+    ) -> None:
         """Report a task that cannot succeed, then terminate it (no redelivery)."""
         log.warning("task %s failed: %s", result.task_id or "?", error)
         result.ok = False
         result.error = error
         await self._log(job_uid, result.task_id, ERROR, f"task failed: {error}")
-        await self._publish(job_uid, result)
+        await self._publish(job_uid, result, started)
         await msg.term()
 
     async def _handle(self, msg: Msg) -> None:
@@ -252,17 +252,16 @@ class Worker:
             task = tasks_pb2.Task.FromString(msg.data)
         except DecodeError as error:
             empty = tasks_pb2.Task()
-            await self._reject(
-                msg, job_uid, self._result(empty, job_uid, started, delivery), f"cannot parse task: {error}"
-            )
+            result = self._result(empty, job_uid, delivery)
+            await self._reject(msg, job_uid, result, f"cannot parse task: {error}", started)
             return
-        result = self._result(task, task.job_id or job_uid, started, delivery)
+        result = self._result(task, task.job_id or job_uid, delivery)
         if self.stops.stopped(job_uid, task.attempt or 1):
             log.info("task %s of a stopped job: not running it", task.task_id)
             await msg.term()
             return
         if not task.task_id or not task.output_url:
-            await self._reject(msg, job_uid, result, "task has no task_id or output_url")
+            await self._reject(msg, job_uid, result, "task has no task_id or output_url", started)
             return
         progress = ProgressReporter(
             self._nc_or_fail(), messaging.progress_subject(job_uid), task, self.options, delivery, started
@@ -275,7 +274,7 @@ class Worker:
                 models=self._catalog(task.workspace),
             )
         except InvalidArgument as error:
-            await self._reject(msg, job_uid, result, f"invalid workflow: {error.message}")
+            await self._reject(msg, job_uid, result, f"invalid workflow: {error.message}", started)
             return
         control = TaskControl(
             should_stop=lambda: self.stops.stopped(job_uid, task.attempt or 1), report=progress.update
@@ -284,16 +283,18 @@ class Worker:
         try:
             outcome = await run_task(task, workflow, self.options.batch_size, control)
         except TaskRejected as error:
-            await self._reject(msg, job_uid, result, str(error))
+            await self._reject(msg, job_uid, result, str(error), started)
             return
         except AttemptFailed as error:
-            await self._retry(msg, job_uid, result, str(error))
+            await self._retry(msg, job_uid, result, str(error), started)
             return
         except OSError as error:
-            await self._retry(msg, job_uid, result, f"object store error: {error}")
+            await self._retry(msg, job_uid, result, f"object store error: {error}", started)
             return
         except Unavailable as error:
-            await self._retry(msg, job_uid, result, f"inference backend unavailable: {error.message}")
+            await self._retry(
+                msg, job_uid, result, f"inference backend unavailable: {error.message}", started
+            )
             return
         finally:
             keep_alive.cancel()
@@ -301,7 +302,6 @@ class Worker:
         result.stopped = outcome.stopped
         result.items_done = outcome.items_done
         result.items_failed = outcome.items_failed
-        result.duration_s = time.monotonic() - started
         if outcome.errors:
             await self._log(job_uid, task.task_id, WARNING, summarise_errors(outcome))
         if outcome.stopped:
@@ -311,7 +311,7 @@ class Worker:
                 INFO,
                 f"task stopped after {outcome.items_done} of {len(task.input_names)} images",
             )
-        await self._publish(job_uid, result)
+        await self._publish(job_uid, result, started)
         if outcome.stopped:
             await msg.term()
         else:
@@ -329,12 +329,14 @@ class Worker:
         assert self._nc is not None
         return self._nc
 
-    async def _retry(self, msg: Msg, job_uid: str, result: tasks_pb2.TaskResult, error: str) -> None:
+    async def _retry(
+        self, msg: Msg, job_uid: str, result: tasks_pb2.TaskResult, error: str, started: float
+    ) -> None:
         """A transient failure: nak for redelivery after a growing delay, or report failure on
         the last delivery."""
         delivered = msg.metadata.num_delivered or 1
         if delivered >= messaging.MAX_DELIVERIES:
-            await self._reject(msg, job_uid, result, f"{error} (after {delivered} attempts)")
+            await self._reject(msg, job_uid, result, f"{error} (after {delivered} attempts)", started)
             return
         delay = min(self.options.nak_delay_s * 2 ** (delivered - 1), MAX_RETRY_DELAY_S)
         log.warning("task %s: %s; retrying in %.0f s (attempt %d)", result.task_id, error, delay, delivered)
