@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
-from sluice import messaging
 from sluice.config import Settings
 from sluice.stack.nats_process import nats_binary
+from sluice_scheduler.backlog import KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -369,21 +369,21 @@ def test_the_secrets_read_are_the_documented_ones() -> None:
 
 
 @pytest.mark.parametrize(("scaled_object", "deployment", "kind"), SCALERS)
-def test_keda_scales_each_worker_on_the_lag_of_its_own_consumer(
+def test_keda_scales_each_worker_on_the_schedulers_backlog_of_its_kind(
     scaled_object: str, deployment: str, kind: str
 ) -> None:
     spec = find(BASE_DOCS, "ScaledObject", scaled_object)["spec"]
     assert spec["scaleTargetRef"]["name"] == deployment
-    # A consumer exists once a worker of its kind has started: KEDA measures nothing before that.
     assert spec["minReplicaCount"] >= 1
     (trigger,) = spec["triggers"]
-    assert trigger["type"] == "nats-jetstream"
+    assert trigger["type"] == "metrics-api"
     meta = trigger["metadata"]
-    assert meta["stream"] == messaging.TASKS_STREAM
-    assert meta["consumer"] == messaging.task_consumer_name(kind)
-    assert int(meta["lagThreshold"]) >= 1
-    monitor = service_port(BASE_DOCS, "nats", 8222)["port"]
-    assert meta["natsServerMonitoringEndpoint"] == f"nats.{NAMESPACE}.svc.cluster.local:{monitor}"
+    backlog = service_port(BASE_DOCS, "scheduler", 8082)["port"]
+    assert meta["url"] == f"http://scheduler.{NAMESPACE}.svc.cluster.local:{backlog}/backlog"
+    assert meta["valueLocation"] == kind and kind in KINDS
+    assert int(meta["targetValue"]) >= 1
+    scheduler = only_container(BASE_DOCS, "scheduler")
+    assert flag_value(scheduler["args"], "--backlog-address").endswith(f":{backlog}")
     container = only_container(BASE_DOCS, deployment)
     if kind == "export":
         assert container["command"] == ["sluice-exporter"]

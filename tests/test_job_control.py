@@ -4,6 +4,7 @@ workers (heartbeats, progress, results), so every dispatch decision can be watch
 from __future__ import annotations
 
 import asyncio
+import json
 
 import grpc
 import pytest
@@ -11,6 +12,7 @@ from nats.aio.client import Client
 
 from sluice import messaging
 from sluice.v1 import scheduler_pb2, tasks_pb2
+from sluice_scheduler.backlog import serve_backlog
 from tests.scheduler_mesh import (
     Mesh,
     create_job,
@@ -208,3 +210,27 @@ async def test_bad_limits_are_one_clear_line(mesh: Mesh, fields: dict[str, float
         await create_job(mesh, "bad", **fields)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert message in (caught.value.details() or "")
+
+
+async def test_backlog_counts_the_tasks_that_want_a_slot(mesh: Mesh) -> None:
+    await create_job(mesh, "wants")  # 7 images in tasks of 3: 3 tasks, none dispatched (no workers)
+    server, port = await serve_backlog("127.0.0.1:0", mesh.scheduler.coordinator.tasks.backlog)
+    try:
+        status, body = await http_get(port, "/backlog")
+        assert status == 200 and json.loads(body) == {"cpu": 0, "gpu": 3, "export": 0}
+        status, _ = await http_get(port, "/jobs")
+        assert status == 404
+        await mesh.scheduler_stub().AbortJob(S.AbortJobRequest(job_id="wants"), metadata=mesh.md())
+        assert json.loads((await http_get(port, "/backlog"))[1])["gpu"] == 0
+    finally:
+        server.close()
+
+
+async def http_get(port: int, path: str) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    response = await reader.read()
+    writer.close()
+    head, _, body = response.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body

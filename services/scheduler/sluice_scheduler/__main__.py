@@ -21,8 +21,14 @@ def main(argv: list[str] | None = None) -> None:
         default=int(os.environ.get("SLUICE_TASK_SIZE", "50")),
         help="images per task",
     )
+    parser.add_argument(
+        "--backlog-address",
+        default=os.environ.get("SLUICE_BACKLOG_ADDRESS") or None,
+        help="host:port to serve GET /backlog on (tasks wanting a slot per machine type, for "
+        "autoscalers; default: not served)",
+    )
     args = parser.parse_args(argv)
-    options = SchedulerOptions(task_size=max(1, args.task_size))
+    options = SchedulerOptions(task_size=max(1, args.task_size), backlog_address=args.backlog_address)
 
     from sluice_scheduler.service import serve
 

@@ -55,6 +55,8 @@ RESEND_STOP_FOR_S = 30.0
 @dataclass(frozen=True)
 class SchedulerOptions:
     task_size: int = 50
+    backlog_address: str | None = None
+    """host:port of the GET /backlog endpoint for autoscalers; None serves none."""
 
 
 class Coordinator:

@@ -25,6 +25,7 @@ from sluice.config import Settings
 from sluice.grpc_server import start_server, stop_server
 from sluice.storage import ObjectStore
 from sluice.v1 import scheduler_pb2_grpc, tasks_pb2
+from sluice_scheduler.backlog import serve_backlog
 from sluice_scheduler.coordinator import Coordinator, SchedulerOptions
 from sluice_scheduler.dispatcher import KINDS
 from sluice_scheduler.repository import Repository
@@ -176,9 +177,13 @@ class RunningScheduler:
     _nats: Client
     _staging: StagingClient
     _pool: asyncpg.Pool
+    _backlog: asyncio.Server | None = None
+    backlog_port: int | None = None
 
     async def stop(self) -> None:
         self._stop.set()
+        if self._backlog is not None:
+            self._backlog.close()
         await stop_server(self._server, self._health)
         await asyncio.gather(*self._loops, return_exceptions=True)
         await self._nats.close()  # every publish was already acknowledged
@@ -237,7 +242,13 @@ async def start(settings: Settings, address: str, options: SchedulerOptions) -> 
         ),
         asyncio.create_task(_supervised("tick", lambda: _tick(coordinator, stop), stop)),
     ]
-    return RunningScheduler(port, coordinator, stop, server, health, loops, nc, staging, pool)
+    running = RunningScheduler(port, coordinator, stop, server, health, loops, nc, staging, pool)
+    if options.backlog_address:
+        running._backlog, running.backlog_port = await serve_backlog(
+            options.backlog_address, coordinator.tasks.backlog
+        )
+        log.info("backlog for autoscalers on port %d", running.backlog_port)
+    return running
 
 
 async def serve(settings: Settings, address: str, options: SchedulerOptions, stop: asyncio.Event) -> None:

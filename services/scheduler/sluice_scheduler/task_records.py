@@ -89,6 +89,17 @@ class TaskRecords:
         )
         return [Candidate(**{k: r[k] for k in Candidate.__dataclass_fields__}) for r in rows]
 
+    async def backlog(self) -> dict[str, int]:
+        """Tasks of active jobs waiting for a slot, queued or running, per machine type."""
+        rows = await self.pool.fetch(
+            "SELECT s.machine_type, count(*) AS n FROM tasks t "
+            "JOIN jobs j ON j.workspace=t.workspace AND j.job_id=t.job_id "
+            "JOIN stages s ON s.workspace=t.workspace AND s.job_id=t.job_id AND s.name=t.stage "
+            "WHERE t.state IN ('pending', 'queued', 'running') AND j.state IN ('queued', 'running') "
+            "GROUP BY s.machine_type"
+        )
+        return {r["machine_type"]: int(r["n"]) for r in rows}
+
     async def take_pending(self, workspace: str, job_id: str, limit: int) -> list[asyncpg.Record]:
         return list(
             await self.pool.fetch(
