@@ -234,3 +234,17 @@ async def http_get(port: int, path: str) -> tuple[int, bytes]:
     writer.close()
     head, _, body = response.partition(b"\r\n\r\n")
     return int(head.split()[1]), body
+
+
+async def test_a_task_nobody_reports_on_is_published_again(mesh: Mesh, nats_client: Client) -> None:
+    await create_job(mesh, "lost", max_parallel_tasks=1)
+    async with pretend_workers(nats_client, {"gpu": 1}):
+        (first,) = await take_tasks(nats_client, "gpu", "lost", 1)  # taken, then never reported
+        await asyncio.sleep(1.5)
+        await mesh.scheduler.coordinator.requeue_stranded(1.0)
+        (again,) = await take_tasks(nats_client, "gpu", "lost", 1)
+    assert again.task_id == first.task_id
+    logs = await mesh.scheduler_stub().FetchLogs(
+        S.FetchLogsRequest(job_id="lost", min_severity=S.LOG_SEVERITY_WARNING), metadata=mesh.md()
+    )
+    assert any("publishing it again" in r.message for r in logs.records)

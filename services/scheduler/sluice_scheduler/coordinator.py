@@ -298,8 +298,12 @@ class Coordinator:
         await self.dispatch()
 
     async def requeue_stranded(self, idle_s: float) -> None:
-        """Publish again the tasks nobody reported on for `idle_s` (never leave one stranded)."""
-        for row in await self.tasks.requeue_stranded(idle_s):
+        """Publish again the tasks nobody reported on for `idle_s` (never leave one stranded),
+        of the machine types that have live workers (else they wait in the queue for one)."""
+        alive = [kind for kind in KINDS if self.workers.alive(kind)]
+        if not alive:
+            return
+        for row in await self.tasks.requeue_stranded(idle_s, alive):
             await self.logs.add(
                 row["workspace"],
                 row["job_id"],

@@ -124,16 +124,20 @@ class TaskRecords:
                 job_id,
             )
 
-    async def requeue_stranded(self, idle_s: float) -> list[asyncpg.Record]:
-        """Queued or running tasks of active jobs that no worker reported for `idle_s` seconds
-        (lost from the queue, or past their last delivery): back to pending, to publish again."""
+    async def requeue_stranded(self, idle_s: float, kinds: list[str]) -> list[asyncpg.Record]:
+        """Queued or running tasks of active jobs, of machine types in `kinds`, that no worker
+        reported on for `idle_s` seconds (lost from the queue, or past their last delivery):
+        back to pending, to be published again."""
         return list(
             await self.pool.fetch(
-                "UPDATE tasks t SET state='pending', updated_at=now() FROM jobs j "
+                "UPDATE tasks t SET state='pending', updated_at=now() FROM jobs j, stages s "
                 "WHERE j.workspace=t.workspace AND j.job_id=t.job_id AND j.state IN ('queued', 'running') "
+                "AND s.workspace=t.workspace AND s.job_id=t.job_id AND s.name=t.stage "
+                "AND s.machine_type = ANY($2::text[]) "
                 "AND t.state IN ('queued', 'running') AND t.updated_at < now() - make_interval(secs => $1) "
                 "RETURNING t.workspace, t.job_id, t.task_id",
                 idle_s,
+                kinds,
             )
         )
 
