@@ -37,7 +37,7 @@ class RecordedProgress:
     job_id: str
     stage: str
     started: bool
-    """The report moved the task from queued to running."""
+    """The report is the first of a delivery (the task started, or started again elsewhere)."""
     deliveries: int
 
 
@@ -147,7 +147,7 @@ class TaskRecords:
         """Note a running task's items and machine time; None when it is not this attempt's."""
         key = delivery_key(progress.worker_id, progress.delivery)
         row = await self.pool.fetchrow(
-            "WITH old AS (SELECT task_id, state FROM tasks WHERE task_id=$1 AND attempt=$2 "
+            "WITH old AS (SELECT task_id, state, open_delivery FROM tasks WHERE task_id=$1 AND attempt=$2 "
             "AND state NOT IN ('done', 'failed') FOR UPDATE) "
             "UPDATE tasks t SET "
             "state = CASE WHEN t.state IN ('pending', 'queued') THEN 'running' ELSE t.state END, "
@@ -163,7 +163,8 @@ class TaskRecords:
             "open_delivery = CASE WHEN t.open_delivery = 'closed:' || $6 THEN t.open_delivery ELSE $6 END, "
             "deliveries = greatest(t.deliveries, $8), updated_at = now() "
             "FROM old WHERE t.task_id = old.task_id "
-            "RETURNING t.workspace, t.job_id, t.stage, old.state AS was, t.deliveries",
+            "RETURNING t.workspace, t.job_id, t.stage, old.state AS was, "
+            "old.open_delivery AS was_delivery, t.deliveries",
             progress.task_id,
             progress.attempt or 1,
             progress.items_done,
