@@ -248,3 +248,19 @@ async def test_a_task_nobody_reports_on_is_published_again(mesh: Mesh, nats_clie
         S.FetchLogsRequest(job_id="lost", min_severity=S.LOG_SEVERITY_WARNING), metadata=mesh.md()
     )
     assert any("publishing it again" in r.message for r in logs.records)
+
+
+async def test_a_redelivery_elsewhere_is_logged(mesh: Mesh, nats_client: Client) -> None:
+    await create_job(mesh, "again", max_parallel_tasks=1)
+    async with pretend_workers(nats_client, {"gpu": 1}):
+        (task,) = await take_tasks(nats_client, "gpu", "again", 1)
+        for worker, delivery in (("first", 1), ("second", 2)):  # the first worker died
+            message = tasks_pb2.TaskProgress(
+                task_id=task.task_id, job_id="again", worker_id=worker, delivery=delivery, attempt=1
+            )
+            await nats_client.publish(messaging.progress_subject(job_uid(task)), message.SerializeToString())
+            await asyncio.sleep(0.5)
+    logs = await mesh.scheduler_stub().FetchLogs(S.FetchLogsRequest(job_id="again"), metadata=mesh.md())
+    messages = [r.message for r in logs.records]
+    assert any("task started on worker first" in m for m in messages), messages
+    assert any("redelivered to worker second (delivery 2)" in m for m in messages), messages

@@ -31,6 +31,7 @@ class JobLogs:
     ) -> None:
         """Keep one record (and log it in this process too); a job that is gone keeps nothing."""
         severity = severity if severity in _LEVELS else INFO
+        message = " ".join(message.split())  # a record is one line, whatever a worker sent
         log.log(_LEVELS[severity], "job %s%s: %s", job_id, f" task {task_id}" if task_id else "", message)
         with contextlib.suppress(asyncpg.ForeignKeyViolationError):
             await self.pool.execute(

@@ -176,11 +176,12 @@ class TaskRecords:
         )
         if row is None:
             return None
+        new_delivery = row["was_delivery"] not in (key, f"closed:{key}")
         return RecordedProgress(
             row["workspace"],
             row["job_id"],
             row["stage"],
-            row["was"] in ("pending", "queued"),
+            new_delivery and row["was"] != "interrupted",
             row["deliveries"],
         )
 

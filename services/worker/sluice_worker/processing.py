@@ -63,7 +63,8 @@ WORKFLOW_FAILED = "workflow failed: "
 
 
 def _failure(error: Exception) -> str:
-    return f"{WORKFLOW_FAILED}{type(error).__name__}: {error}"
+    text = " ".join(str(error).split())  # one line: error texts of ONNX Runtime end in newlines
+    return f"{WORKFLOW_FAILED}{type(error).__name__}: {text}"
 
 
 def _run_workflow(
