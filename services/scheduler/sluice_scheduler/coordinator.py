@@ -38,7 +38,14 @@ from sluice_scheduler.job_options import (
     job_parameters,
     parse_parameters,
 )
-from sluice_scheduler.repository import ENDED, JobChanges, Repository, StageProgress
+from sluice_scheduler.repository import (
+    ENDED,
+    RESTARTABLE,
+    JobChanges,
+    Repository,
+    StageProgress,
+    not_restartable,
+)
 from sluice_scheduler.staging_client import StagingClient
 from sluice_scheduler.task_records import TaskRecords
 from sluice_scheduler.workers_seen import WorkersSeen
@@ -379,13 +386,11 @@ class Coordinator:
             rate = request.max_image_failure_rate
             if not 0.0 <= rate <= 1.0:
                 raise InvalidArgument("max image failure rate must be between 0 and 1")
-        if job["state"] not in ENDED:
-            raise FailedPrecondition(
-                f"job '{job_id}' is {job['state']}: only an aborted, stopped or failed job can be restarted"
-            )
+        if job["state"] not in RESTARTABLE:  # checked again under the job's lock by restart_job
+            raise FailedPrecondition(not_restartable(job_id, job["state"]))
         effective_cap = limits.max_runtime_s if cap is not None else float(job["max_runtime_s"])
         used = await self.repo.machine_seconds(workspace, job_id)
-        if job["state"] in ("aborted", "stopped", "failed") and effective_cap > 0 and used >= effective_cap:
+        if effective_cap > 0 and used >= effective_cap:
             raise FailedPrecondition(
                 f"job '{job_id}' has used {used:.1f} s of machine time and its runtime cap is "
                 f"{effective_cap:g} s: restart it with a larger --max-runtime-seconds"
@@ -460,21 +465,21 @@ class Coordinator:
                 f"{stage.items_failed} of {stage.items_total} images failed ({rate:.1%}), "
                 f"above the maximum failure rate of {max_rate:.1%}"
             )
-            await self.repo.set_stage_state(workspace, job_id, stage.name, "failed")
-            await self.repo.set_job_state(workspace, job_id, "failed", error=error)
-            await publish_event(self.js, events_pb2.EVENT_TYPE_JOB_FAILED, workspace, job_id, message=error)
-            await self.logs.add(workspace, job_id, ERROR, f"job failed: {error}")
+            await self._fail(workspace, job_id, stage.name, error)
             return False
         if stage.name == planning.EXPORT and stage.failed:
             failed = await self.tasks.failed_tasks(workspace, job_id, stage.name)
             error = f"export failed: {failed[0]['error'] if failed else 'unknown error'}"
-            await self.repo.set_stage_state(workspace, job_id, stage.name, "failed")
-            await self.repo.set_job_state(workspace, job_id, "failed", error=error)
-            await publish_event(self.js, events_pb2.EVENT_TYPE_JOB_FAILED, workspace, job_id, message=error)
-            await self.logs.add(workspace, job_id, ERROR, f"job failed: {error}")
+            await self._fail(workspace, job_id, stage.name, error)
             return False
         await self.repo.set_stage_state(workspace, job_id, stage.name, "completed")
         return True
+
+    async def _fail(self, workspace: str, job_id: str, stage: str, error: str) -> None:
+        await self.repo.set_stage_state(workspace, job_id, stage, "failed")
+        await self.repo.set_job_state(workspace, job_id, "failed", error=error)
+        await publish_event(self.js, events_pb2.EVENT_TYPE_JOB_FAILED, workspace, job_id, message=error)
+        await self.logs.add(workspace, job_id, ERROR, f"job failed: {error}")
 
     async def _start_export(
         self, job: asyncpg.Record, stage: StageProgress, stages: list[StageProgress]

@@ -21,7 +21,6 @@ class StageProgress:
     output_batch_id: str
     items_total: int
     tasks_total: int
-    tasks_done: int
     items_done: int
     items_failed: int
     waiting: int = 0
@@ -30,6 +29,11 @@ class StageProgress:
     done: int = 0
     failed: int = 0
     interrupted: int = 0
+
+    @property
+    def tasks_done(self) -> int:
+        """Tasks that ended, done or failed."""
+        return self.done + self.failed
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,6 @@ class JobChanges:
     max_failure_rate: float | None = None
 
 
-ACTIVE = ("queued", "running")
 RESTARTABLE = ("aborted", "stopped", "failed")
 ENDED = ("completed", "completed_with_errors", "failed", "aborted", "stopped")
 
@@ -229,7 +232,6 @@ class Repository:
         rows = await self.pool.fetch(
             "SELECT s.name, s.state, s.machine_type, s.output_batch_id, s.items_total, "
             "count(t.task_id) AS tasks_total, "
-            "count(t.task_id) FILTER (WHERE t.state IN ('done', 'failed')) AS tasks_done, "
             "coalesce(sum(t.items_done), 0)::bigint AS items_done, "
             "coalesce(sum(t.items_failed), 0)::bigint AS items_failed, "
             "count(t.task_id) FILTER (WHERE t.state = 'pending') AS waiting, "
@@ -359,10 +361,7 @@ class Repository:
             if job is None:
                 raise NotFound(f"job '{job_id}' not found")
             if job["state"] not in RESTARTABLE:
-                raise FailedPrecondition(
-                    f"job '{job_id}' is {job['state'].replace('_', ' ')}: only an aborted, stopped "
-                    "or failed job can be restarted"
-                )
+                raise FailedPrecondition(not_restartable(job_id, job["state"]))
             attempt = job["attempt"] + 1
             machine = changes.machine_type or job["machine_type"]
             await conn.execute(
@@ -412,6 +411,12 @@ class Repository:
                     "UPDATE jobs SET state='running' WHERE workspace=$1 AND job_id=$2", workspace, job_id
                 )
             return int(attempt)
+
+
+def not_restartable(job_id: str, state: str) -> str:
+    """Why a job in `state` cannot be restarted, in one line."""
+    said = state.replace("_", " ")
+    return f"job '{job_id}' is {said}: only an aborted, stopped or failed job can be restarted"
 
 
 def _keep(value: Any, current: Any) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 
 import grpc
 from tqdm import tqdm
@@ -19,9 +18,7 @@ PATIENCE_S = 300.0
 RETRIED = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
-def get_job_patiently(
-    conn: Connection, job_id: str, sleep: Callable[[float], None] = time.sleep
-) -> scheduler_pb2.Job:
+def get_job_patiently(conn: Connection, job_id: str) -> scheduler_pb2.Job:
     """GetJob, retried with backoff while the scheduler is restarting (said once, on stderr)."""
     deadline = time.monotonic() + PATIENCE_S
     delay = 0.5
@@ -37,7 +34,7 @@ def get_job_patiently(
             if not told:
                 print("note: the scheduler is not answering; retrying until it is back", file=sys.stderr)
                 told = True
-            sleep(delay)
+            time.sleep(delay)
             delay = min(delay * 2, 5.0)
             continue
         if told:
