@@ -1,5 +1,5 @@
 # Routine tasks. `make test` is what CI runs; `make demo` is the newcomer's first command.
-.PHONY: install protos lint typecheck test unit demo bench bench-engine clean
+.PHONY: install protos lint typecheck test unit demo bench bench-engine bench-video clean
 
 install:
 	bash scripts/install.sh
@@ -29,6 +29,9 @@ bench: install
 
 bench-engine: install
 	.venv/bin/python -m bench.workflow_engine
+
+bench-video: install
+	.venv/bin/python -m bench.video
 
 clean:
 	rm -rf .venv .sluice demo-output

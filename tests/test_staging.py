@@ -308,20 +308,28 @@ async def test_the_cli_refuses_an_images_folder_without_images(
     assert [o.name for o in await content(staging, alpha, "c")] == ["a.jpg"]
 
 
-async def test_videos_batch_takes_any_file_name(staging: Staging, alpha: Any) -> None:
+async def test_videos_batch_takes_only_videos(staging: Staging, alpha: Any, store_url: str) -> None:
+    # Real videos are staged in tests/test_video_staging.py; here, what is refused before probing.
     await create(staging, alpha, "clips", VIDEOS)
-    summary = await upload(staging, alpha, "clips", [("a.mp4", b"\x00" * 10), ("day/b.mov", b"")])
-    assert (summary.files_stored, list(summary.rejected)) == (2, [])
+    summary = await upload(
+        staging, alpha, "clips", [("a.jpg", jpeg(1)), ("README", b"x"), ("a.mp4", b"\x00" * 10)]
+    )
+    assert summary.files_stored == 0
+    reasons = {r.file_name: r.reason for r in summary.rejected}
+    assert reasons["a.jpg"] == "not a video: .jpg files are not staged"
+    assert "extension" in reasons["README"]
+    assert reasons["a.mp4"].startswith("not a decodable video: ")
+    assert store_files(store_url) == set()
 
 
 async def test_a_file_and_a_folder_cannot_share_a_name(staging: Staging, alpha: Any, store_url: str) -> None:
-    await create(staging, alpha, "clash", VIDEOS)
-    await upload(staging, alpha, "clash", [("day/b.mov", b"1"), ("a.mp4", b"2")])
-    summary = await upload(staging, alpha, "clash", [("day", b"3"), ("a.mp4/c.mov", b"4")])
+    await create(staging, alpha, "clash")
+    await upload(staging, alpha, "clash", [("day.png/b.png", jpeg(1)), ("a.jpg", jpeg(2))])
+    summary = await upload(staging, alpha, "clash", [("day.png", jpeg(3)), ("a.jpg/c.png", jpeg(4))])
     assert summary.files_stored == 0
-    assert {r.file_name for r in summary.rejected} == {"day", "a.mp4/c.mov"}
+    assert {r.file_name for r in summary.rejected} == {"day.png", "a.jpg/c.png"}
     assert all(r.reason.startswith("name clash") for r in summary.rejected)
-    assert store_files(store_url) == {"alpha/clash/day/b.mov", "alpha/clash/a.mp4"}
+    assert store_files(store_url) == {"alpha/clash/day.png/b.png", "alpha/clash/a.jpg"}
 
 
 async def test_oversized_and_unfinished_files_are_rejected(launch: Launch, alpha: Any) -> None:

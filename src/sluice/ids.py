@@ -12,6 +12,26 @@ ID_RULE = "lower case letters, digits, '-' and '_', at most 64 characters"
 _ID_PATTERN = re.compile(r"^[a-z0-9_-]{1,64}$")
 MAX_FILE_NAME_LENGTH = 512
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+VIDEO_EXTENSIONS = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".mpg",
+        ".mpeg",
+        ".ts",
+        ".mts",
+        ".m2ts",
+        ".flv",
+        ".wmv",
+        ".3gp",
+    }
+)
+RESERVED_FOLDER = ".sluice"
+"""The first folder of a batch that Sluice keeps for its own objects (e.g. frame indexes)."""
 
 
 def validate_id(value: str, what: str = "batch id") -> str:
@@ -43,5 +63,18 @@ def safe_file_name(name: str) -> str:
     return normalised
 
 
+def is_reserved_name(name: str) -> bool:
+    """True for a (normalised) file name inside the folder Sluice keeps for itself."""
+    return name.split("/", 1)[0] == RESERVED_FOLDER
+
+
+def reserved_name_reason(name: str) -> str:
+    return f"reserved name {name!r}: '{RESERVED_FOLDER}/' holds Sluice's own files; rename the file"
+
+
 def is_image_name(name: str) -> bool:
     return posixpath.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def is_video_name(name: str) -> bool:
+    return posixpath.splitext(name)[1].lower() in VIDEO_EXTENSIONS

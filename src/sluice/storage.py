@@ -17,7 +17,9 @@ import os
 import posixpath
 import re
 import secrets
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import fsspec
 from fsspec import AbstractFileSystem
@@ -69,6 +71,24 @@ def write_bytes(folder_url: str, name: str, data: bytes) -> None:
     try:
         with open(tmp, "wb") as f:
             f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def write_file(folder_url: str, name: str, local_path: str | Path) -> None:
+    """Copy the local file `local_path` to the object `name` under `folder_url` whole (as
+    `write_bytes` does: a temporary name renamed into place on a local store; one upload that the
+    store publishes when it completes elsewhere), without reading it into memory."""
+    fs, path = object_path(folder_url, name)
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    if not isinstance(fs, LocalFileSystem):
+        fs.put_file(os.fspath(local_path), path)
+        return
+    tmp = f"{path}.tmp-{secrets.token_hex(4)}"
+    try:
+        shutil.copyfile(local_path, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.lexists(tmp):

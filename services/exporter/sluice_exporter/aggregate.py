@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sluice.v1 import common_pb2
+from sluice.video.outputs import RECORD_KEYS as VIDEO_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,8 @@ RESULTS_PREFIX = "results/"
 RESULTS_SUFFIX = ".jsonl"
 JSONL_NAME = "results.jsonl"
 CSV_NAME = "results.csv"
-FIXED_CSV_COLUMNS = ("image", "status", "error")
+STATUS_COLUMNS = ("status", "error")
+IMAGE_KEYS = ("image",)
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,9 @@ def is_result_object(name: str) -> bool:
     return name.startswith(RESULTS_PREFIX) and name.endswith(RESULTS_SUFFIX)
 
 
-def parse_records(data: bytes, source: str = "") -> list[Record]:
-    """The records of one result object (unparsable or nameless lines are logged and skipped)."""
+def parse_records(data: bytes, source: str = "", key: str = "image") -> list[Record]:
+    """The records of one result object (unparsable lines, and lines without a string `key`,
+    are logged and skipped)."""
     records: list[Record] = []
     where = source or "a result object"
     for number, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
@@ -56,8 +59,8 @@ def parse_records(data: bytes, source: str = "") -> list[Record]:
         except json.JSONDecodeError:
             log.warning("skipping an unparsable line %d of %s", number, where)
             continue
-        if not isinstance(record, dict) or not isinstance(record.get("image"), str):
-            log.warning("skipping line %d of %s: no image name", number, where)
+        if not isinstance(record, dict) or not isinstance(record.get(key), str):
+            log.warning("skipping line %d of %s: no %s name", number, where, key)
             continue
         records.append(record)
     return records
@@ -107,8 +110,8 @@ def _unique(name: str, suffix: str, taken: set[str]) -> str:
     return column
 
 
-def csv_columns(records: Iterable[Mapping[str, Any]]) -> list[CsvColumn]:
-    """The columns after image, status and error for the CSV of `records`.
+def csv_columns(records: Iterable[Mapping[str, Any]], keys: tuple[str, ...] = IMAGE_KEYS) -> list[CsvColumn]:
+    """The columns after the keys (image, or video, frame index, timestamp), status and error.
 
     One per output name found in any record, then one per image output name, each sorted. A name
     already taken by an earlier column gets the suffix `_output` or `_image`.
@@ -118,7 +121,7 @@ def csv_columns(records: Iterable[Mapping[str, Any]]) -> list[CsvColumn]:
     for record in records:
         outputs.update(_mapping(record.get("outputs")))
         image_outputs.update(_mapping(record.get("image_outputs")))
-    taken = set(FIXED_CSV_COLUMNS)
+    taken = {*keys, *STATUS_COLUMNS}
     columns = [CsvColumn(_unique(name, "_output", taken), name, False) for name in sorted(outputs)]
     columns.extend(CsvColumn(_unique(name, "_image", taken), name, True) for name in sorted(image_outputs))
     return columns
@@ -128,23 +131,24 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def to_csv(records: list[Record]) -> bytes:
-    """Columns image, status, error, then one per output (its JSON text) and one per image output
-    (its object name). A record without a given output leaves its cell empty.
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def to_csv(records: list[Record], keys: tuple[str, ...] = IMAGE_KEYS) -> bytes:
+    """Columns `keys` (image, or video, frame index, timestamp), status, error, then one per
+    output (its JSON text) and one per image output (its object name). A record without a given
+    output leaves its cell empty.
     """
-    columns = csv_columns(records)
+    columns = csv_columns(records, keys)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*FIXED_CSV_COLUMNS, *(column.header for column in columns)])
+    writer.writerow([*keys, *STATUS_COLUMNS, *(column.header for column in columns)])
     for record in records:
         outputs = _mapping(record.get("outputs"))
         image_outputs = _mapping(record.get("image_outputs"))
-        error = record.get("error")
-        row: list[str] = [
-            str(record["image"]),
-            str(record.get("status") or ""),
-            "" if error is None else str(error),
-        ]
+        row: list[str] = [_cell(record.get(key)) for key in keys]
+        row += [str(record.get("status") or ""), _cell(record.get("error"))]
         for column in columns:
             if column.image:
                 row.append(str(image_outputs.get(column.name) or ""))
@@ -154,10 +158,12 @@ def to_csv(records: list[Record]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def aggregate(records: Iterable[Record], aggregation_format: int) -> Aggregate:
-    """Collapse and sort `records`, then render them as CSV or (the default) JSONL."""
-    kept = collapse(records)
+def aggregate(records: Iterable[Record], aggregation_format: int, *, video: bool = False) -> Aggregate:
+    """Render `records` as CSV or (the default) JSONL: image records collapsed to one per image
+    and sorted; video records as they come (already one per frame, in order)."""
+    kept = list(records) if video else collapse(records)
     failed = sum(1 for record in kept if not is_ok(record))
     if aggregation_format == common_pb2.AGGREGATION_FORMAT_CSV:
-        return Aggregate(CSV_NAME, to_csv(kept), len(kept), failed)
+        keys = VIDEO_KEYS if video else IMAGE_KEYS
+        return Aggregate(CSV_NAME, to_csv(kept, keys), len(kept), failed)
     return Aggregate(JSONL_NAME, to_jsonl(kept), len(kept), failed)

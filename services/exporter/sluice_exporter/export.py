@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sluice import storage
 from sluice.v1 import tasks_pb2
+from sluice.video.outputs import VIDEOS_PREFIX
 from sluice_exporter.aggregate import Record, aggregate, is_result_object, parse_records
 from sluice_exporter.archive import (
     Member,
@@ -24,6 +25,7 @@ from sluice_exporter.archive import (
     pack,
     plan_archives,
 )
+from sluice_exporter.video_export import join_video_parts, video_records
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +82,30 @@ def export_job(
     aggregation_format: int,
     max_archive_bytes: int,
     failed: Iterable[Record] = (),
+    *,
+    video_tasks: Iterable[tasks_pb2.FailedTask] | None = None,
 ) -> ExportSummary:
     """Aggregate the results under `input_url` and pack them with its images into `output_url`.
 
     `failed` are error records of images whose task failed; an image with a record of its own
-    (a partial result written before the task failed) keeps that one.
+    (a partial result written before the task failed) keeps that one. For a video job,
+    `video_tasks` lists its failed segment tasks instead, and the annotated videos' parts are
+    joined first (`video_export`).
     """
     objects = storage.list_objects(input_url)
-    result_names = [name for name in objects if is_result_object(name)]
-    records = read_records(input_url, result_names)
-    seen = {record["image"] for record in records}
-    records.extend(record for record in failed if record["image"] not in seen)
-    summary = aggregate(records, aggregation_format)
-    images = sorted(name for name in objects if name.startswith(IMAGES_PREFIX))
+    if video_tasks is not None:
+        objects.update(join_video_parts(input_url, objects))
+        records = video_records(input_url, objects, video_tasks)
+        summary = aggregate(records, aggregation_format, video=True)
+        prefix = VIDEOS_PREFIX
+    else:
+        result_names = [name for name in objects if is_result_object(name)]
+        records = read_records(input_url, result_names)
+        seen = {record["image"] for record in records}
+        records.extend(record for record in failed if record["image"] not in seen)
+        summary = aggregate(records, aggregation_format)
+        prefix = IMAGES_PREFIX
+    images = sorted(name for name in objects if name.startswith(prefix))
     members = [Member(summary.name, len(summary.data))]
     members.extend(Member(name, objects[name]) for name in images)
 

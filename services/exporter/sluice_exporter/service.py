@@ -58,7 +58,8 @@ def run_task(task: tasks_pb2.Task) -> ExportSummary:
         task.output_url,
         task.aggregation_format,
         task.max_archive_bytes,
-        failed_records(task.failed_tasks),
+        [] if task.video_job else failed_records(task.failed_tasks),
+        video_tasks=list(task.failed_tasks) if task.video_job else None,
     )
 
 

@@ -42,6 +42,7 @@ MACHINE_TYPES = {
     "gpu": common_pb2.MACHINE_TYPE_GPU,
     "export": common_pb2.MACHINE_TYPE_UNSPECIFIED,
 }
+INPUT_TYPES = {"images": common_pb2.BATCH_TYPE_IMAGES, "videos": common_pb2.BATCH_TYPE_VIDEOS}
 FORMATS = {"jsonl": common_pb2.AGGREGATION_FORMAT_JSONL, "csv": common_pb2.AGGREGATION_FORMAT_CSV}
 
 
@@ -146,6 +147,9 @@ def job(
         max_parallel_tasks=row["max_parallel_tasks"],
         priority=row["priority"],
         tasks=[task(t) for t in tasks or []],
+        input_type=INPUT_TYPES.get(row["input_type"], common_pb2.BATCH_TYPE_IMAGES),
+        max_video_fps=row["max_video_fps"],
+        video_segment_seconds=row["video_segment_s"],
     )
     if row["started_at"] is not None:
         message.started_at.CopyFrom(timestamp(row["started_at"]))

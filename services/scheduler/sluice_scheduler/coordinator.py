@@ -48,6 +48,7 @@ from sluice_scheduler.repository import (
 )
 from sluice_scheduler.staging_client import StagingClient
 from sluice_scheduler.task_records import TaskRecords
+from sluice_scheduler.video_planning import is_video_batch, video_options, video_tasks
 from sluice_scheduler.workers_seen import WorkersSeen
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,11 @@ class SchedulerOptions:
     task_size: int = 50
     backlog_address: str | None = None
     """host:port of the GET /backlog endpoint for autoscalers; None serves none."""
+
+
+def _items(job: asyncpg.Record) -> str:
+    """What a job's items are called: images, or the frames of its videos."""
+    return "frames" if job["input_type"] == "videos" else "images"
 
 
 class Coordinator:
@@ -118,11 +124,22 @@ class Coordinator:
         params_json = job_parameters(compiled, request, params)
         save_images = request.save_image_outputs or bool(request.image_outputs_to_save)
         batch = await self.staging.batch(workspace, request.batch_id)
-        if batch.type != common_pb2.BATCH_TYPE_IMAGES:
-            raise FailedPrecondition(f"batch '{request.batch_id}' is not a batch of images")
-        names = await self.staging.object_names(workspace, request.batch_id)
-        if not names:
+        videos = is_video_batch(batch)
+        if batch.type not in (common_pb2.BATCH_TYPE_IMAGES, common_pb2.BATCH_TYPE_VIDEOS):
+            raise FailedPrecondition(f"batch '{request.batch_id}' is not a batch of images or videos")
+        if not videos and (request.HasField("max_video_fps") or request.video_segment_seconds):
+            raise InvalidArgument(
+                f"batch '{request.batch_id}' holds images: --max-video-fps and "
+                "--video-segment-seconds apply to videos batches"
+            )
+        max_fps, segment_s = video_options(
+            request.max_video_fps if request.HasField("max_video_fps") else None,
+            request.video_segment_seconds,
+        )
+        objects = await self.staging.objects(workspace, request.batch_id)
+        if not objects:
             raise FailedPrecondition(f"batch '{request.batch_id}' is empty")
+        names = [o.name for o in objects]
         input_url = await self.staging.location(workspace, request.batch_id)
 
         job_uid = secrets.token_hex(6)
@@ -140,7 +157,14 @@ class Coordinator:
             machine_type=request.machine_type or common_pb2.MACHINE_TYPE_CPU,
             attempt=1,
         )
-        tasks = planning.processing_tasks(template, job_uid, names, self.options.task_size)
+        if videos:
+            plan = await video_tasks(template, job_uid, input_url, objects, max_fps, segment_s)
+            tasks, items = plan.tasks, plan.frames
+            created = f"{plan.videos} videos, {plan.frames} frames to process, in {len(tasks)} tasks"
+        else:
+            tasks = planning.processing_tasks(template, job_uid, names, self.options.task_size)
+            items = len(names)
+            created = f"{len(names)} images in {len(tasks)} tasks"
         await self.repo.create_job(
             {
                 "workspace": workspace,
@@ -159,19 +183,22 @@ class Coordinator:
                 "image_outputs_to_save": list(request.image_outputs_to_save),
                 "aggregation_format": fmt,
                 "max_failure_rate": max_rate,
+                "input_type": "videos" if videos else "images",
+                "max_video_fps": max_fps,
+                "video_segment_s": segment_s if videos else 0.0,
             },
             [
                 {
                     "name": planning.PROCESSING,
                     "machine_type": machine,
                     "output_batch_id": processing_batch,
-                    "items_total": len(names),
+                    "items_total": items,
                 },
                 {
                     "name": planning.EXPORT,
                     "machine_type": "export",
                     "output_batch_id": f"{job_id}-export",
-                    "items_total": len(names),
+                    "items_total": items,
                 },
             ],
             tasks,
@@ -181,12 +208,10 @@ class Coordinator:
             events_pb2.EVENT_TYPE_JOB_CREATED,
             workspace,
             job_id,
-            message=f"{len(names)} images in {len(tasks)} tasks",
-            items_total=len(names),
+            message=created,
+            items_total=items,
         )
-        await self.logs.add(
-            workspace, job_id, INFO, f"job created: {len(names)} images in {len(tasks)} tasks"
-        )
+        await self.logs.add(workspace, job_id, INFO, f"job created: {created}")
         await self.dispatch()
         return job_id
 
@@ -443,7 +468,7 @@ class Coordinator:
         state, event = "completed", events_pb2.EVENT_TYPE_JOB_COMPLETED
         if processing.items_failed:
             state, event = "completed_with_errors", events_pb2.EVENT_TYPE_JOB_COMPLETED_WITH_ERRORS
-            errors = f"{processing.items_failed} of {processing.items_total} images failed"
+            errors = f"{processing.items_failed} of {processing.items_total} {_items(job)} failed"
         await self.repo.set_job_state(workspace, job_id, state, error=errors)
         said = state.replace("_", " ") + (f": {errors}" if errors else "")
         await publish_event(self.js, event, workspace, job_id, message=said)
@@ -462,7 +487,7 @@ class Coordinator:
         max_rate = float(job["max_failure_rate"])
         if stage.name == planning.PROCESSING and rate > max_rate:
             error = (
-                f"{stage.items_failed} of {stage.items_total} images failed ({rate:.1%}), "
+                f"{stage.items_failed} of {stage.items_total} {_items(job)} failed ({rate:.1%}), "
                 f"above the maximum failure rate of {max_rate:.1%}"
             )
             await self._fail(workspace, job_id, stage.name, error)
@@ -496,6 +521,7 @@ class Coordinator:
             aggregation_format=format_enum(job["aggregation_format"]),
             item_count=stage.items_total,
             attempt=job["attempt"],
+            video_job=job["input_type"] == "videos",
             failed_tasks=[
                 planning.failed_task(r["task_id"], bytes(r["payload"]), r["error"]) for r in failed
             ],

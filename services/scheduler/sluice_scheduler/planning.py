@@ -40,6 +40,7 @@ def export_task(
     aggregation_format: common_pb2.AggregationFormat,
     item_count: int,
     attempt: int = 1,
+    video_job: bool = False,
     failed_tasks: list[tasks_pb2.FailedTask] | None = None,
 ) -> NewTask:
     """The export task; the inputs of `failed_tasks` become error records in the export."""
@@ -53,6 +54,7 @@ def export_task(
         aggregation_format=aggregation_format,
         max_archive_bytes=DEFAULT_MAX_ARCHIVE_BYTES,
         attempt=attempt,
+        video_job=video_job,
         failed_tasks=failed_tasks or [],
     )
     return NewTask(task.task_id, EXPORT, item_count, task.SerializeToString(), attempt)

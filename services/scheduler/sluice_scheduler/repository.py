@@ -140,8 +140,10 @@ class Repository:
                     "INSERT INTO jobs (workspace, job_id, job_uid, workflow_id, workflow_version, "
                     "batch_id, state, current_stage, machine_type, workers_per_machine, "
                     "save_image_outputs, aggregation_format, max_failure_rate, workflow_params, "
-                    "image_outputs_to_save, max_runtime_s, max_parallel_tasks, priority) "
-                    "VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
+                    "image_outputs_to_save, max_runtime_s, max_parallel_tasks, priority, "
+                    "input_type, max_video_fps, video_segment_s) "
+                    "VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,"
+                    "$18,$19,$20)",
                     job["workspace"],
                     job["job_id"],
                     job["job_uid"],
@@ -159,6 +161,9 @@ class Repository:
                     job["max_runtime_s"],
                     job["max_parallel_tasks"],
                     job["priority"],
+                    job.get("input_type", "images"),
+                    job.get("max_video_fps", 0.0),
+                    job.get("video_segment_s", 0.0),
                 )
             except asyncpg.UniqueViolationError:
                 raise AlreadyExists(f"job '{job['job_id']}' already exists") from None

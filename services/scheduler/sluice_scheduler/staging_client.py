@@ -49,7 +49,11 @@ class StagingClient:
 
     async def object_names(self, workspace: str, batch_id: str) -> list[str]:
         """Every object name of a batch, in name order."""
-        names: list[str] = []
+        return [o.name for o in await self.objects(workspace, batch_id)]
+
+    async def objects(self, workspace: str, batch_id: str) -> list[staging_pb2.BatchObject]:
+        """Every object of a batch (with what staging probed of videos), in name order."""
+        objects: list[staging_pb2.BatchObject] = []
         token = ""
         while True:
             try:
@@ -62,10 +66,10 @@ class StagingClient:
                 )
             except grpc.RpcError as error:
                 raise from_rpc_error(error) from None
-            names.extend(o.name for o in page.objects)
+            objects.extend(page.objects)
             token = page.next_page_token
             if not token:
-                return names
+                return objects
 
     async def register_output(
         self, workspace: str, batch_id: str, batch_type: common_pb2.BatchType, job_id: str

@@ -11,6 +11,9 @@ from sluice_staging.repository import BatchRow
 DEFAULT_TTL = timedelta(days=7)
 DEFAULT_PART_SIZE = 20000
 MAX_FILE_BYTES = 256 * 1024 * 1024
+"""The largest file an images batch takes (held in memory while it is received)."""
+MAX_VIDEO_BYTES = 16 * 1024**3
+"""The largest file a videos batch takes (spooled to a temporary file while it is received)."""
 
 TYPE_NAMES: dict[common_pb2.BatchType, str] = {
     common_pb2.BATCH_TYPE_IMAGES: "images",

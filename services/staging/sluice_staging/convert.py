@@ -28,9 +28,12 @@ def batch_message(batch: BatchRow, parts: Sequence[PartStats]) -> staging_pb2.Ba
 
 
 def object_message(obj: ObjectRow) -> staging_pb2.BatchObject:
-    return staging_pb2.BatchObject(
+    message = staging_pb2.BatchObject(
         name=obj.name,
         size_bytes=obj.size_bytes,
         part_index=obj.part_index,
         content_type=obj.content_type,
     )
+    if obj.video is not None:
+        message.video.ParseFromString(obj.video)
+    return message

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 _BATCH_COLUMNS = "workspace, batch_id, type, created_at, expires_at, source_job_id"
-_OBJECT_COLUMNS = "name, size_bytes, part_index, content_type"
+_OBJECT_COLUMNS = "name, size_bytes, part_index, content_type, video"
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class ObjectRow:
     size_bytes: int
     part_index: int
     content_type: str
+    # A serialized sluice.v1.VideoInfo, for the objects of videos batches.
+    video: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ def _object(record: asyncpg.Record) -> ObjectRow:
         size_bytes=record["size_bytes"],
         part_index=record["part_index"],
         content_type=record["content_type"],
+        video=record["video"],
     )
 
 
@@ -138,11 +141,13 @@ class Repository:
         size_bytes: int,
         content_type: str,
         part_size: int,
+        video: bytes | None = None,
     ) -> int | None:
         """Record an uploaded object; return its part, or None when the batch no longer exists.
 
         A new object goes into part floor(objects in batch / part_size), counted under the
-        batch's row lock; an object uploaded again keeps its part.
+        batch's row lock; an object uploaded again keeps its part and takes the new size, type
+        and `video` (a serialized VideoInfo, or None).
         """
         async with self._pool.acquire() as conn, conn.transaction():
             count = await conn.fetchval(
@@ -153,27 +158,29 @@ class Repository:
             if count is None:
                 return None
             part = await conn.fetchval(
-                "UPDATE staging.objects SET size_bytes = $4, content_type = $5 "
+                "UPDATE staging.objects SET size_bytes = $4, content_type = $5, video = $6 "
                 "WHERE workspace = $1 AND batch_id = $2 AND name = $3 RETURNING part_index",
                 workspace,
                 batch_id,
                 name,
                 size_bytes,
                 content_type,
+                video,
             )
             if part is not None:
                 return int(part)
             part = int(count) // part_size
             await conn.execute(
                 "INSERT INTO staging.objects "
-                "(workspace, batch_id, name, size_bytes, part_index, content_type) "
-                "VALUES ($1, $2, $3, $4, $5, $6)",
+                "(workspace, batch_id, name, size_bytes, part_index, content_type, video) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 workspace,
                 batch_id,
                 name,
                 size_bytes,
                 part,
                 content_type,
+                video,
             )
             await conn.execute(
                 "UPDATE staging.batches SET object_count = object_count + 1 "

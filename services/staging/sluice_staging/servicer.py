@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import grpc
 from nats.js import JetStreamContext
@@ -29,6 +30,7 @@ from sluice_staging.batches import (
     DEFAULT_PART_SIZE,
     DEFAULT_TTL,
     MAX_FILE_BYTES,
+    MAX_VIDEO_BYTES,
     OUTPUT_TYPES,
     USER_TYPES,
     require_live,
@@ -48,12 +50,15 @@ CONTENT_PAGE = (1000, 10000)  # default and largest page of ListBatchContent
 
 @dataclass(frozen=True)
 class StagingOptions:
-    """How staging cuts and keeps batches, and the largest model file it registers."""
+    """How staging cuts and keeps batches, the largest files it takes, and where videos being
+    received are spooled (None: the system's temporary folder)."""
 
     part_size: int = DEFAULT_PART_SIZE
     batch_ttl: timedelta = DEFAULT_TTL
     max_file_bytes: int = MAX_FILE_BYTES
+    max_video_bytes: int = MAX_VIDEO_BYTES
     max_model_bytes: int = MAX_MODEL_BYTES
+    spool_dir: Path | None = None
 
 
 def _page_size(requested: int, sizes: tuple[int, int]) -> int:
@@ -122,7 +127,12 @@ class StagingServicer(staging_pb2_grpc.StagingServiceServicer):
     ) -> staging_pb2.UploadSummary:
         workspace = current_workspace()
         uploader = Uploader(
-            self._repository, self._store, self._options.part_size, self._options.max_file_bytes
+            self._repository,
+            self._store,
+            self._options.part_size,
+            self._options.max_file_bytes,
+            self._options.max_video_bytes,
+            self._options.spool_dir,
         )
         result = await uploader.receive(workspace, request_iterator)
         stored = result.summary.files_stored

@@ -67,8 +67,11 @@ def _failure(error: Exception) -> str:
     return f"{WORKFLOW_FAILED}{type(error).__name__}: {text}"
 
 
-def _run_workflow(
-    workflow: CompiledWorkflow, images: Sequence[np.ndarray], params: dict[str, Any]
+def run_workflow(
+    workflow: CompiledWorkflow,
+    images: Sequence[np.ndarray],
+    params: dict[str, Any],
+    metadata: Sequence[dict[str, Any]] | None = None,
 ) -> list[dict[str, object] | str]:
     """Outputs per image, or an error reason for each image the workflow fails on.
 
@@ -77,14 +80,18 @@ def _run_workflow(
     Unavailable (the inference server is down) is worth retrying the task for: both raised.
     """
     try:
-        return list(workflow.run(images, params))
+        return list(workflow.run(images, params, metadata))
     except (InvalidArgument, Unavailable):
         raise
     except Exception as error:
         if len(images) == 1:
             log.exception("workflow failed on an image")
             return [_failure(error)]
-    return [result for image in images for result in _run_workflow(workflow, [image], params)]
+    return [
+        result
+        for i, image in enumerate(images)
+        for result in run_workflow(workflow, [image], params, None if metadata is None else [metadata[i]])
+    ]
 
 
 def task_parameters(task: tasks_pb2.Task) -> dict[str, Any]:
@@ -95,7 +102,7 @@ def task_parameters(task: tasks_pb2.Task) -> dict[str, Any]:
     return params
 
 
-def _encode_jpeg(image: np.ndarray) -> bytes:
+def encode_jpeg(image: np.ndarray) -> bytes:
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise ValueError("cannot encode image as JPEG")
@@ -108,7 +115,7 @@ def process_batch(
     """Run the workflow on the decodable inputs and save image outputs (blocking)."""
     images = [item.image for item in loaded if item.image is not None]
     try:
-        results = iter(_run_workflow(workflow, images, task_parameters(task)))
+        results = iter(run_workflow(workflow, images, task_parameters(task)))
     except InvalidArgument as error:
         raise TaskRejected(f"workflow cannot run: {error.message}") from None
     records = []
@@ -143,7 +150,7 @@ def _record(
             value = result.get(output)
             if isinstance(value, np.ndarray):
                 object_name = image_output_name(name, output)
-                storage.write_bytes(task.output_url, object_name, _encode_jpeg(value))
+                storage.write_bytes(task.output_url, object_name, encode_jpeg(value))
                 image_outputs[output] = object_name
     return ImageRecord(name, task.task_id, outputs=outputs, image_outputs=image_outputs)
 

@@ -31,6 +31,7 @@ from sluice.errors import InvalidArgument, Unavailable
 from sluice.grpc_server import start_server, stop_server
 from sluice.models.store_catalog import StoreCatalog
 from sluice.v1 import tasks_pb2
+from sluice.video.tools import cuda_decoding_available
 from sluice.workflow import compile_workflow
 from sluice_worker.options import WorkerOptions
 from sluice_worker.processing import AttemptFailed, TaskControl, TaskRejected, run_task
@@ -43,11 +44,18 @@ from sluice_worker.reporting import (
     publish_reliably,
     summarise_errors,
 )
+from sluice_worker.video_task import run_video_task
 
 log = logging.getLogger(__name__)
 MAX_RETRY_DELAY_S = 30.0
 # How long a result publish is retried while NATS is away before the task is handed back.
 PUBLISH_PATIENCE_S = 120.0
+
+
+def _items_of(task: tasks_pb2.Task) -> str:
+    if task.HasField("video"):
+        return f"{task.video.frames_total} frames"
+    return f"{len(task.input_names)} images"
 
 
 class Worker:
@@ -62,6 +70,7 @@ class Worker:
         self._js: JetStreamContext | None = None
         self._catalogs: dict[str, StoreCatalog] = {}
         self.stops = StoppedJobs()
+        self._cuda: bool | None = None
 
     def _catalog(self, workspace: str) -> StoreCatalog:
         """The workspace's models: built-ins, and registered ones fetched from the store once."""
@@ -281,7 +290,17 @@ class Worker:
         )
         keep_alive = asyncio.create_task(self._keep_alive(msg, progress))
         try:
-            outcome = await run_task(task, workflow, self.options.batch_size, control)
+            if task.HasField("video"):
+                outcome = await run_video_task(
+                    task,
+                    workflow,
+                    self.options.batch_size,
+                    control,
+                    hwaccel=await self._gpu_decoding(),
+                    stream_id=f"{task.task_id}/{delivery}",
+                )
+            else:
+                outcome = await run_task(task, workflow, self.options.batch_size, control)
         except TaskRejected as error:
             await self._reject(msg, job_uid, result, str(error), started)
             return
@@ -309,7 +328,7 @@ class Worker:
                 job_uid,
                 task.task_id,
                 INFO,
-                f"task stopped after {outcome.items_done} of {len(task.input_names)} images",
+                f"task stopped after {outcome.items_done} of {_items_of(task)}",
             )
         await self._publish(job_uid, result, started)
         if outcome.stopped:
@@ -317,13 +336,23 @@ class Worker:
         else:
             await msg.ack()
         log.info(
-            "task %s %s: %d images, %d failed, %.2fs",
+            "task %s %s: %d %s, %d failed, %.2fs",
             task.task_id,
             "stopped" if outcome.stopped else "done",
             outcome.items_done,
+            "frames" if task.HasField("video") else "images",
             outcome.items_failed,
             result.duration_s,
         )
+
+    async def _gpu_decoding(self) -> bool:
+        """Whether videos decode on the GPU (NVDEC): gpu workers whose FFmpeg sees a CUDA device."""
+        if self.options.machine_type != "gpu":
+            return False
+        if self._cuda is None:
+            self._cuda = await asyncio.to_thread(cuda_decoding_available)
+            log.info("video decoding on %s", "the GPU (NVDEC)" if self._cuda else "the CPU: no CUDA device")
+        return self._cuda
 
     def _nc_or_fail(self) -> Client:
         assert self._nc is not None

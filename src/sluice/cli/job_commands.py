@@ -28,7 +28,20 @@ def _progress(job: scheduler_pb2.Job) -> str:
 
 
 def process_images_with_workflow(args: argparse.Namespace) -> int:
-    conn = connection(args)
+    return _start_job(args, _job_request(args))
+
+
+def process_videos_with_workflow(args: argparse.Namespace) -> int:
+    request = _job_request(args)
+    if args.max_video_fps is not None:
+        request.max_video_fps = args.max_video_fps
+    if args.video_segment_seconds is not None:
+        request.video_segment_seconds = args.video_segment_seconds
+    return _start_job(args, request)
+
+
+def _job_request(args: argparse.Namespace) -> scheduler_pb2.CreateJobRequest:
+    """The request both job verbs make from the options they share."""
     request = scheduler_pb2.CreateJobRequest(
         job_id=validate_id(args.job_id, "job id") if args.job_id else "",
         workflow_id=validate_id(args.workflow_id, "workflow id"),
@@ -50,6 +63,11 @@ def process_images_with_workflow(args: argparse.Namespace) -> int:
         request.image_input_name = args.image_input_name
     for value in args.image_outputs_to_save or []:
         request.image_outputs_to_save.extend(name for name in value.split(",") if name)
+    return request
+
+
+def _start_job(args: argparse.Namespace, request: scheduler_pb2.CreateJobRequest) -> int:
+    conn = connection(args)
     job = conn.scheduler().CreateJob(request, metadata=conn.metadata)
     print(f"job {job.job_id} {JOB_STATES[job.state]}")
     if job.notice:
@@ -233,15 +251,8 @@ def _job_limit_options(p: argparse.ArgumentParser, *, restart: bool) -> None:
     )
 
 
-def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    group = sub.add_parser("batch-processing", help="run workflows over batches").add_subparsers(
-        dest="verb", required=True, metavar="VERB"
-    )
-    p = group.add_parser(
-        "process-images-with-workflow",
-        parents=parents,
-        help="start a job that runs a workflow over a batch of images",
-    )
+def _job_options(p: argparse.ArgumentParser) -> None:
+    """The options of both job verbs."""
     p.add_argument("--workflow-id", "-w", required=True)
     p.add_argument("--batch-id", "-b", required=True)
     p.add_argument("--machine-type", "-mt", choices=sorted(MACHINE_TYPES), default="cpu")
@@ -263,7 +274,39 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     )
     p.add_argument("--job-id", "-j", help="choose the job id (default: generated)")
     p.add_argument("--wait", action="store_true", help="follow the job's progress until it ends")
+
+
+def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    group = sub.add_parser("batch-processing", help="run workflows over batches").add_subparsers(
+        dest="verb", required=True, metavar="VERB"
+    )
+    p = group.add_parser(
+        "process-images-with-workflow",
+        parents=parents,
+        help="start a job that runs a workflow over a batch of images",
+    )
+    _job_options(p)
     p.set_defaults(func=process_images_with_workflow)
+
+    p = group.add_parser(
+        "process-videos-with-workflow",
+        parents=parents,
+        help="start a job that runs a workflow over every frame (or --max-video-fps) of a batch of videos",
+    )
+    _job_options(p)
+    p.add_argument(
+        "--max-video-fps",
+        type=float,
+        default=None,
+        help="process at most this many frames per second of video (default: every frame)",
+    )
+    p.add_argument(
+        "--video-segment-seconds",
+        type=float,
+        default=None,
+        help="cut longer videos into segments of this many seconds, processed in parallel (default 300)",
+    )
+    p.set_defaults(func=process_videos_with_workflow)
 
     p = group.add_parser("list-jobs", parents=parents, help="list jobs, newest first, a page at a time")
     p.add_argument(

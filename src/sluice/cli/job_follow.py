@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from sluice.cli.context import Connection
 from sluice.cli.job_states import ENDED, JOB_STATES, SUCCEEDED
-from sluice.v1 import scheduler_pb2
+from sluice.v1 import common_pb2, scheduler_pb2
 
 POLL_S = 0.5
 # How long the scheduler may stay unreachable before following gives up.
@@ -53,10 +53,13 @@ def wait(conn: Connection, job_id: str, noticed: str = "") -> int:
             if bar is None or bar_stage != stage.name:
                 if bar is not None:
                     bar.close()
-                bar = tqdm(total=stage.items_total, desc=stage.name, unit="img", disable=None)
+                frames = job.input_type == common_pb2.BATCH_TYPE_VIDEOS
+                unit = "frame" if frames else "img"
+                bar = tqdm(total=stage.items_total, desc=stage.name, unit=unit, disable=None)
                 bar_stage = stage.name
                 if bar.disable:  # not a terminal: one line per stage instead of a bar
-                    print(f"{stage.name}: {stage.items_total} items", flush=True)
+                    noun = "frames" if frames else "items"
+                    print(f"{stage.name}: {stage.items_total} {noun}", flush=True)
             bar.update(stage.items_done - bar.n)
         if job.notice and job.notice != noticed:
             tqdm.write(f"note: {job.notice}")

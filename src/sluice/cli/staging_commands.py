@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from sluice.cli.context import connection
 from sluice.cli.download import download, local_path, unpack_archives
 from sluice.cli.output import fields, human_bytes, table, when
-from sluice.cli.upload import local_files, plan_upload, staged_objects, upload
+from sluice.cli.upload import UploadPlan, local_files, plan_upload, staged_objects, upload
 from sluice.errors import InvalidArgument
-from sluice.ids import IMAGE_EXTENSIONS, is_image_name, validate_id
+from sluice.ids import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    is_image_name,
+    is_reserved_name,
+    is_video_name,
+    validate_id,
+)
 from sluice.v1 import common_pb2, staging_pb2
 
 BATCH_TYPES = {
@@ -53,6 +61,94 @@ def create_batch_of_images(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan_videos(files: Sequence[tuple[str, Path]], staged: dict[str, int]) -> tuple[UploadPlan, list[str]]:
+    """Which video files still need uploading (name and size not staged); the names under the
+    reserved `.sluice/` folder are returned apart, never sent."""
+    plan = UploadPlan()
+    reserved: list[str] = []
+    for name, path in files:
+        if is_reserved_name(name):
+            reserved.append(name)
+        elif not is_video_name(name):
+            plan.not_images.append(name)
+        elif staged.get(name) == (size := path.stat().st_size):
+            plan.already_staged += 1
+        else:
+            plan.to_upload.append((name, path, size))
+    return plan, reserved
+
+
+def create_batch_of_videos(args: argparse.Namespace) -> int:
+    batch_id = validate_id(args.batch_id, "batch id")
+    videos_dir: Path = args.videos_dir
+    if not videos_dir.is_dir():
+        raise InvalidArgument(f"videos folder {videos_dir} does not exist or is not a folder")
+    files = local_files(videos_dir)
+    if not any(is_video_name(name) and not is_reserved_name(name) for name, _ in files):
+        kinds = "/".join(sorted(VIDEO_EXTENSIONS))
+        found = f"; none of its {len(files)} files is a {kinds} video" if files else ""
+        raise InvalidArgument(f"no videos in {videos_dir} (nothing to upload{found})")
+    conn = connection(args)
+    stub = conn.staging()
+    stub.CreateBatch(
+        staging_pb2.CreateBatchRequest(batch_id=batch_id, type=common_pb2.BATCH_TYPE_VIDEOS),
+        metadata=conn.metadata,
+    )
+    staged = {o.name: o.size_bytes for o in staged_objects(stub, conn.metadata, batch_id)}
+    plan, reserved = _plan_videos(files, staged)
+    for name in plan.not_images:
+        print(f"skipped (not a video): {name}")
+    for name in reserved:
+        print(f"skipped (reserved: '.sluice/' holds Sluice's own files): {name}")
+    stored, rejected = upload(stub, conn.metadata, batch_id, plan.to_upload)
+    for item in rejected:
+        print(f"rejected: {item.file_name}: {item.reason}")
+    batch = stub.GetBatch(staging_pb2.GetBatchRequest(batch_id=batch_id), metadata=conn.metadata)
+    skipped = len(plan.not_images) + len(reserved) + len(rejected)
+    print(
+        f"batch {batch_id}: {stored} uploaded, {plan.already_staged} already staged, "
+        f"{skipped} skipped; "
+        f"{batch.object_count} videos ({human_bytes(batch.total_bytes)}) in {batch.part_count} part(s)"
+    )
+    return 0
+
+
+def duration_text(seconds: float) -> str:
+    """`M:SS.ss`, or `H:MM:SS.ss` from an hour."""
+    minutes, secs = divmod(max(seconds, 0.0), 60.0)
+    hours, minutes = divmod(int(minutes), 60)
+    if secs >= 59.995:  # would print as 60.00
+        secs, minutes = 0.0, minutes + 1
+        if minutes == 60:
+            minutes, hours = 0, hours + 1
+    return f"{hours}:{minutes:02d}:{secs:05.2f}" if hours else f"{minutes}:{secs:05.2f}"
+
+
+def fps_text(video: common_pb2.VideoInfo) -> str:
+    text = f"{video.fps:.3f}".rstrip("0").rstrip(".")
+    return f"{text} (vfr)" if video.variable_frame_rate else text
+
+
+def _video_row(o: staging_pb2.BatchObject) -> tuple[object, ...]:
+    if not o.HasField("video"):
+        return (o.name, o.size_bytes, o.part_index, "-", "-", "-", "-", "-", "-")
+    v = o.video
+    return (
+        o.name,
+        o.size_bytes,
+        o.part_index,
+        duration_text(v.duration_s),
+        v.frame_count,
+        f"{v.width}x{v.height}",
+        fps_text(v),
+        v.codec or "-",
+        v.rotation,
+    )
+
+
+VIDEO_COLUMNS = ("NAME", "BYTES", "PART", "DURATION", "FRAMES", "SIZE", "FPS", "CODEC", "ROTATION")
+
+
 def list_batches(args: argparse.Namespace) -> int:
     conn = connection(args)
     stub = conn.staging()
@@ -85,10 +181,18 @@ def list_batches(args: argparse.Namespace) -> int:
 
 def show_batch_details(args: argparse.Namespace) -> int:
     conn = connection(args)
-    batch = conn.staging().GetBatch(
+    stub = conn.staging()
+    batch = stub.GetBatch(
         staging_pb2.GetBatchRequest(batch_id=validate_id(args.batch_id, "batch id")),
         metadata=conn.metadata,
     )
+    video_totals: list[tuple[str, object]] = []
+    if batch.type == common_pb2.BATCH_TYPE_VIDEOS:
+        videos = [o.video for o in staged_objects(stub, conn.metadata, batch.batch_id) if o.HasField("video")]
+        video_totals = [
+            ("duration", duration_text(sum(v.duration_s for v in videos))),
+            ("frames", sum(v.frame_count for v in videos)),
+        ]
     print(
         fields(
             [
@@ -97,6 +201,7 @@ def show_batch_details(args: argparse.Namespace) -> int:
                 ("objects", batch.object_count),
                 ("size", human_bytes(batch.total_bytes)),
                 ("parts", batch.part_count),
+                *video_totals,
                 ("created", when(batch.created_at)),
                 ("expires", when(batch.expires_at)),
                 *([("source job", batch.source_job_id)] if batch.source_job_id else []),
@@ -116,13 +221,19 @@ def show_batch_details(args: argparse.Namespace) -> int:
 
 def list_batch_content(args: argparse.Namespace) -> int:
     conn = connection(args)
-    objects = staged_objects(conn.staging(), conn.metadata, validate_id(args.batch_id, "batch id"))
+    stub = conn.staging()
+    batch_id = validate_id(args.batch_id, "batch id")
+    batch = stub.GetBatch(staging_pb2.GetBatchRequest(batch_id=batch_id), metadata=conn.metadata)
+    objects = staged_objects(stub, conn.metadata, batch_id)
     if args.limit:
         objects = objects[: args.limit]
-    lines = [f"{o.name}\t{o.size_bytes}\tpart {o.part_index}" for o in objects]
+    if objects and batch.type == common_pb2.BATCH_TYPE_VIDEOS:
+        lines = table(VIDEO_COLUMNS, [_video_row(o) for o in objects]).split("\n")
+    else:
+        lines = [f"{o.name}\t{o.size_bytes}\tpart {o.part_index}" for o in objects]
     if args.output_file:
         Path(args.output_file).write_text("\n".join(lines) + ("\n" if lines else ""))
-        print(f"{len(lines)} objects written to {args.output_file}")
+        print(f"{len(objects)} objects written to {args.output_file}")
     else:
         print("\n".join(lines) if lines else "the batch is empty")
     return 0
@@ -152,7 +263,7 @@ def export_batch(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    group = sub.add_parser("data-staging", help="stage data: batches of images").add_subparsers(
+    group = sub.add_parser("data-staging", help="stage data: batches of images and videos").add_subparsers(
         dest="verb", required=True, metavar="VERB"
     )
     p = group.add_parser(
@@ -161,6 +272,13 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     p.add_argument("--images-dir", "-i", type=Path, required=True, help="folder of images (recursive)")
     p.add_argument("--batch-id", "-b", required=True, help="lower case letters, digits, '-' and '_'")
     p.set_defaults(func=create_batch_of_images)
+
+    p = group.add_parser(
+        "create-batch-of-videos", parents=parents, help="upload a folder of videos into a batch (resumable)"
+    )
+    p.add_argument("--videos-dir", "-v", type=Path, required=True, help="folder of videos (recursive)")
+    p.add_argument("--batch-id", "-b", required=True, help="lower case letters, digits, '-' and '_'")
+    p.set_defaults(func=create_batch_of_videos)
 
     p = group.add_parser("list-batches", parents=parents, help="list the workspace's batches")
     p.set_defaults(func=list_batches)

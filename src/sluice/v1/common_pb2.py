@@ -24,17 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16sluice/v1/common.proto\x12\tsluice.v1*\x8f\x01\n\tBatchType\x12\x1a\n\x16\x42\x41TCH_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x42\x41TCH_TYPE_IMAGES\x10\x01\x12\x15\n\x11\x42\x41TCH_TYPE_VIDEOS\x10\x02\x12!\n\x1d\x42\x41TCH_TYPE_PROCESSING_RESULTS\x10\x03\x12\x15\n\x11\x42\x41TCH_TYPE_EXPORT\x10\x04*W\n\x0bMachineType\x12\x1c\n\x18MACHINE_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10MACHINE_TYPE_CPU\x10\x01\x12\x14\n\x10MACHINE_TYPE_GPU\x10\x02*q\n\x11\x41ggregationFormat\x12\"\n\x1e\x41GGREGATION_FORMAT_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41GGREGATION_FORMAT_JSONL\x10\x01\x12\x1a\n\x16\x41GGREGATION_FORMAT_CSV\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16sluice/v1/common.proto\x12\tsluice.v1\"\x96\x02\n\tVideoInfo\x12\x12\n\nduration_s\x18\x01 \x01(\x01\x12\x13\n\x0b\x66rame_count\x18\x02 \x01(\x03\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\x0b\n\x03\x66ps\x18\x05 \x01(\x01\x12\r\n\x05\x63odec\x18\x06 \x01(\t\x12\x10\n\x08rotation\x18\x07 \x01(\x05\x12\x13\n\x0b\x63oded_width\x18\x08 \x01(\x05\x12\x14\n\x0c\x63oded_height\x18\t \x01(\x05\x12\x1b\n\x13sample_aspect_ratio\x18\n \x01(\t\x12\x1b\n\x13variable_frame_rate\x18\x0b \x01(\x08\x12\x14\n\x0cstart_time_s\x18\x0c \x01(\x01\x12\x18\n\x10\x66rame_index_name\x18\r \x01(\t*\x8f\x01\n\tBatchType\x12\x1a\n\x16\x42\x41TCH_TYPE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x42\x41TCH_TYPE_IMAGES\x10\x01\x12\x15\n\x11\x42\x41TCH_TYPE_VIDEOS\x10\x02\x12!\n\x1d\x42\x41TCH_TYPE_PROCESSING_RESULTS\x10\x03\x12\x15\n\x11\x42\x41TCH_TYPE_EXPORT\x10\x04*W\n\x0bMachineType\x12\x1c\n\x18MACHINE_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10MACHINE_TYPE_CPU\x10\x01\x12\x14\n\x10MACHINE_TYPE_GPU\x10\x02*q\n\x11\x41ggregationFormat\x12\"\n\x1e\x41GGREGATION_FORMAT_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41GGREGATION_FORMAT_JSONL\x10\x01\x12\x1a\n\x16\x41GGREGATION_FORMAT_CSV\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sluice.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BATCHTYPE']._serialized_start=38
-  _globals['_BATCHTYPE']._serialized_end=181
-  _globals['_MACHINETYPE']._serialized_start=183
-  _globals['_MACHINETYPE']._serialized_end=270
-  _globals['_AGGREGATIONFORMAT']._serialized_start=272
-  _globals['_AGGREGATIONFORMAT']._serialized_end=385
+  _globals['_BATCHTYPE']._serialized_start=319
+  _globals['_BATCHTYPE']._serialized_end=462
+  _globals['_MACHINETYPE']._serialized_start=464
+  _globals['_MACHINETYPE']._serialized_end=551
+  _globals['_AGGREGATIONFORMAT']._serialized_start=553
+  _globals['_AGGREGATIONFORMAT']._serialized_end=666
+  _globals['_VIDEOINFO']._serialized_start=38
+  _globals['_VIDEOINFO']._serialized_end=316
 # @@protoc_insertion_point(module_scope)

@@ -114,7 +114,7 @@ class GetWorkflowRequest(_message.Message):
     def __init__(self, workflow_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class CreateJobRequest(_message.Message):
-    __slots__ = ("job_id", "workflow_id", "batch_id", "machine_type", "workers_per_machine", "save_image_outputs", "aggregation_format", "max_image_failure_rate", "workflow_params_json", "image_input_name", "image_outputs_to_save", "max_runtime_seconds", "max_parallel_tasks", "priority")
+    __slots__ = ("job_id", "workflow_id", "batch_id", "machine_type", "workers_per_machine", "save_image_outputs", "aggregation_format", "max_image_failure_rate", "workflow_params_json", "image_input_name", "image_outputs_to_save", "max_runtime_seconds", "max_parallel_tasks", "priority", "max_video_fps", "video_segment_seconds")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +129,8 @@ class CreateJobRequest(_message.Message):
     MAX_RUNTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_PARALLEL_TASKS_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    MAX_VIDEO_FPS_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_SEGMENT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     workflow_id: str
     batch_id: str
@@ -143,7 +145,9 @@ class CreateJobRequest(_message.Message):
     max_runtime_seconds: float
     max_parallel_tasks: int
     priority: int
-    def __init__(self, job_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., workers_per_machine: _Optional[int] = ..., save_image_outputs: _Optional[bool] = ..., aggregation_format: _Optional[_Union[_common_pb2.AggregationFormat, str]] = ..., max_image_failure_rate: _Optional[float] = ..., workflow_params_json: _Optional[str] = ..., image_input_name: _Optional[str] = ..., image_outputs_to_save: _Optional[_Iterable[str]] = ..., max_runtime_seconds: _Optional[float] = ..., max_parallel_tasks: _Optional[int] = ..., priority: _Optional[int] = ...) -> None: ...
+    max_video_fps: float
+    video_segment_seconds: float
+    def __init__(self, job_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., workers_per_machine: _Optional[int] = ..., save_image_outputs: _Optional[bool] = ..., aggregation_format: _Optional[_Union[_common_pb2.AggregationFormat, str]] = ..., max_image_failure_rate: _Optional[float] = ..., workflow_params_json: _Optional[str] = ..., image_input_name: _Optional[str] = ..., image_outputs_to_save: _Optional[_Iterable[str]] = ..., max_runtime_seconds: _Optional[float] = ..., max_parallel_tasks: _Optional[int] = ..., priority: _Optional[int] = ..., max_video_fps: _Optional[float] = ..., video_segment_seconds: _Optional[float] = ...) -> None: ...
 
 class TaskCounts(_message.Message):
     __slots__ = ("waiting", "queued", "running", "done", "failed", "interrupted")
@@ -210,7 +214,7 @@ class Stage(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[StageState, str]] = ..., tasks_done: _Optional[int] = ..., tasks_total: _Optional[int] = ..., items_done: _Optional[int] = ..., items_total: _Optional[int] = ..., items_failed: _Optional[int] = ..., output_batch_id: _Optional[str] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., task_counts: _Optional[_Union[TaskCounts, _Mapping]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "workflow_id", "workflow_version", "batch_id", "state", "current_stage", "machine_type", "workers_per_machine", "save_image_outputs", "aggregation_format", "stages", "notice", "error", "created_at", "updated_at", "max_image_failure_rate", "workflow_params_json", "image_outputs_to_save", "attempt", "max_runtime_seconds", "machine_seconds", "max_parallel_tasks", "priority", "tasks", "started_at", "ended_at")
+    __slots__ = ("job_id", "workflow_id", "workflow_version", "batch_id", "state", "current_stage", "machine_type", "workers_per_machine", "save_image_outputs", "aggregation_format", "stages", "notice", "error", "created_at", "updated_at", "max_image_failure_rate", "workflow_params_json", "image_outputs_to_save", "attempt", "max_runtime_seconds", "machine_seconds", "max_parallel_tasks", "priority", "tasks", "started_at", "ended_at", "input_type", "max_video_fps", "video_segment_seconds")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -237,6 +241,9 @@ class Job(_message.Message):
     TASKS_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     ENDED_AT_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    MAX_VIDEO_FPS_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_SEGMENT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     workflow_id: str
     workflow_version: int
@@ -263,7 +270,10 @@ class Job(_message.Message):
     tasks: _containers.RepeatedCompositeFieldContainer[TaskInfo]
     started_at: _timestamp_pb2.Timestamp
     ended_at: _timestamp_pb2.Timestamp
-    def __init__(self, job_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., workflow_version: _Optional[int] = ..., batch_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., current_stage: _Optional[str] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., workers_per_machine: _Optional[int] = ..., save_image_outputs: _Optional[bool] = ..., aggregation_format: _Optional[_Union[_common_pb2.AggregationFormat, str]] = ..., stages: _Optional[_Iterable[_Union[Stage, _Mapping]]] = ..., notice: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_image_failure_rate: _Optional[float] = ..., workflow_params_json: _Optional[str] = ..., image_outputs_to_save: _Optional[_Iterable[str]] = ..., attempt: _Optional[int] = ..., max_runtime_seconds: _Optional[float] = ..., machine_seconds: _Optional[float] = ..., max_parallel_tasks: _Optional[int] = ..., priority: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    input_type: _common_pb2.BatchType
+    max_video_fps: float
+    video_segment_seconds: float
+    def __init__(self, job_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., workflow_version: _Optional[int] = ..., batch_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., current_stage: _Optional[str] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., workers_per_machine: _Optional[int] = ..., save_image_outputs: _Optional[bool] = ..., aggregation_format: _Optional[_Union[_common_pb2.AggregationFormat, str]] = ..., stages: _Optional[_Iterable[_Union[Stage, _Mapping]]] = ..., notice: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_image_failure_rate: _Optional[float] = ..., workflow_params_json: _Optional[str] = ..., image_outputs_to_save: _Optional[_Iterable[str]] = ..., attempt: _Optional[int] = ..., max_runtime_seconds: _Optional[float] = ..., machine_seconds: _Optional[float] = ..., max_parallel_tasks: _Optional[int] = ..., priority: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input_type: _Optional[_Union[_common_pb2.BatchType, str]] = ..., max_video_fps: _Optional[float] = ..., video_segment_seconds: _Optional[float] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "states")

@@ -103,16 +103,18 @@ class GetBatchRequest(_message.Message):
     def __init__(self, batch_id: _Optional[str] = ...) -> None: ...
 
 class BatchObject(_message.Message):
-    __slots__ = ("name", "size_bytes", "part_index", "content_type")
+    __slots__ = ("name", "size_bytes", "part_index", "content_type", "video")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     PART_INDEX_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_FIELD_NUMBER: _ClassVar[int]
     name: str
     size_bytes: int
     part_index: int
     content_type: str
-    def __init__(self, name: _Optional[str] = ..., size_bytes: _Optional[int] = ..., part_index: _Optional[int] = ..., content_type: _Optional[str] = ...) -> None: ...
+    video: _common_pb2.VideoInfo
+    def __init__(self, name: _Optional[str] = ..., size_bytes: _Optional[int] = ..., part_index: _Optional[int] = ..., content_type: _Optional[str] = ..., video: _Optional[_Union[_common_pb2.VideoInfo, _Mapping]] = ...) -> None: ...
 
 class ListBatchContentRequest(_message.Message):
     __slots__ = ("batch_id", "page_size", "page_token", "part_index", "all_parts")

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "job_id", "workspace", "stage", "input_names", "input_url", "output_url", "workflow_json", "save_image_outputs", "aggregation_format", "machine_type", "max_archive_bytes", "workflow_params_json", "image_outputs_to_save", "attempt", "failed_tasks")
+    __slots__ = ("task_id", "job_id", "workspace", "stage", "input_names", "input_url", "output_url", "workflow_json", "save_image_outputs", "aggregation_format", "machine_type", "max_archive_bytes", "workflow_params_json", "image_outputs_to_save", "attempt", "failed_tasks", "video", "video_job")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,8 @@ class Task(_message.Message):
     IMAGE_OUTPUTS_TO_SAVE_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     FAILED_TASKS_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_JOB_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     job_id: str
     workspace: str
@@ -41,7 +43,31 @@ class Task(_message.Message):
     image_outputs_to_save: _containers.RepeatedScalarFieldContainer[str]
     attempt: int
     failed_tasks: _containers.RepeatedCompositeFieldContainer[FailedTask]
-    def __init__(self, task_id: _Optional[str] = ..., job_id: _Optional[str] = ..., workspace: _Optional[str] = ..., stage: _Optional[str] = ..., input_names: _Optional[_Iterable[str]] = ..., input_url: _Optional[str] = ..., output_url: _Optional[str] = ..., workflow_json: _Optional[str] = ..., save_image_outputs: _Optional[bool] = ..., aggregation_format: _Optional[_Union[_common_pb2.AggregationFormat, str]] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., max_archive_bytes: _Optional[int] = ..., workflow_params_json: _Optional[str] = ..., image_outputs_to_save: _Optional[_Iterable[str]] = ..., attempt: _Optional[int] = ..., failed_tasks: _Optional[_Iterable[_Union[FailedTask, _Mapping]]] = ...) -> None: ...
+    video: VideoSegment
+    video_job: bool
+    def __init__(self, task_id: _Optional[str] = ..., job_id: _Optional[str] = ..., workspace: _Optional[str] = ..., stage: _Optional[str] = ..., input_names: _Optional[_Iterable[str]] = ..., input_url: _Optional[str] = ..., output_url: _Optional[str] = ..., workflow_json: _Optional[str] = ..., save_image_outputs: _Optional[bool] = ..., aggregation_format: _Optional[_Union[_common_pb2.AggregationFormat, str]] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., max_archive_bytes: _Optional[int] = ..., workflow_params_json: _Optional[str] = ..., image_outputs_to_save: _Optional[_Iterable[str]] = ..., attempt: _Optional[int] = ..., failed_tasks: _Optional[_Iterable[_Union[FailedTask, _Mapping]]] = ..., video: _Optional[_Union[VideoSegment, _Mapping]] = ..., video_job: _Optional[bool] = ...) -> None: ...
+
+class VideoSegment(_message.Message):
+    __slots__ = ("name", "index", "count", "start_s", "end_s", "warmup_start_s", "max_fps", "frames_total", "info")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    START_S_FIELD_NUMBER: _ClassVar[int]
+    END_S_FIELD_NUMBER: _ClassVar[int]
+    WARMUP_START_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_FPS_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    index: int
+    count: int
+    start_s: float
+    end_s: float
+    warmup_start_s: float
+    max_fps: float
+    frames_total: int
+    info: _common_pb2.VideoInfo
+    def __init__(self, name: _Optional[str] = ..., index: _Optional[int] = ..., count: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., warmup_start_s: _Optional[float] = ..., max_fps: _Optional[float] = ..., frames_total: _Optional[int] = ..., info: _Optional[_Union[_common_pb2.VideoInfo, _Mapping]] = ...) -> None: ...
 
 class FailedTask(_message.Message):
     __slots__ = ("task_id", "input_names", "error")
