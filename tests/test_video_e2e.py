@@ -52,7 +52,7 @@ SOURCES: dict[str, tuple[int, int, float, float, dict[str, Any]]] = {
     "odd.mp4": (321, 241, 25, 3.0, {"odd": True}),
     "anamorphic.mp4": (320, 240, 25, 3.0, {"sar": "4/3"}),
 }
-REFUSED = ("empty.mp4", "notes.mp4", "audio.mp4", "truncated-header.mp4")
+REFUSED = ("empty.mp4", "notes.mp4", "audio.mp4", "truncated-header.mp4", "unknown-codec.mkv", "picture.mp4")
 
 
 def sluice(state: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -192,6 +192,27 @@ def test_register_model_and_workflow(state: Path, media: Path) -> None:
     sluice(state, "workflows", "create", "--workflow-id", "track-shapes", "--file", str(TRACK_SHAPES))
 
 
+def test_bad_job_options_are_one_clear_line(state: Path) -> None:
+    cases = [
+        (["--max-video-fps", "0"], "max video fps must be greater than 0"),
+        (["--video-segment-seconds", "1"], "video segment seconds must be at least 5"),
+    ]
+    for options, expected in cases:
+        result = sluice(
+            state,
+            "batch-processing",
+            "process-videos-with-workflow",
+            "--workflow-id",
+            "track-shapes",
+            "--batch-id",
+            "clips",
+            *options,
+            check=False,
+        )
+        assert result.returncode != 0 and expected in result.stderr, (options, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
 def test_sampled_records_match_the_source(state: Path, media: Path, tmp_path: Path) -> None:
     result = _run_job(state, "sampled", "clips")
     assert "completed with errors" in result.stdout, result.stdout + result.stderr
@@ -327,3 +348,38 @@ def test_worker_killed_mid_video(state: Path, media: Path, tmp_path: Path) -> No
     assert all(r["status"] == "ok" for r in records)
     facts = mp4_facts(str(tmp_path / "killed" / records[0]["image_outputs"]["annotated"]))
     assert facts.frames == 600 and facts.moov_before_mdat, facts
+
+
+def test_abort_then_restart_a_video_job(state: Path, tmp_path: Path) -> None:
+    """A video job aborted mid-segment keeps what it did; its restart finishes every frame once."""
+    started = sluice(
+        state,
+        "batch-processing",
+        "process-videos-with-workflow",
+        "--workflow-id",
+        "track-shapes",
+        "--batch-id",
+        "long",
+        "--job-id",
+        "aborted",
+        "--max-video-fps",
+        "10",
+        "--video-segment-seconds",
+        "20",
+    ).stdout
+    assert "job aborted" in started
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        details = sluice(state, "batch-processing", "show-job-details", "--job-id", "aborted").stdout
+        if re.search(r"^\S+-p\d+\s+running\s+[1-9]\d*/", details, re.MULTILINE):
+            break
+        time.sleep(0.05)
+    assert "aborted" in sluice(state, "batch-processing", "abort-job", "--job-id", "aborted").stdout
+    details = sluice(state, "batch-processing", "show-job-details", "--job-id", "aborted").stdout
+    assert re.search(r"^state\s+aborted", details, re.MULTILINE), details
+    assert "videos, at most 10 frames/s, segments of 20 s" in details
+    restarted = sluice(state, "batch-processing", "restart-job", "--job-id", "aborted", "--wait").stdout
+    assert "job aborted completed" in restarted, restarted
+    records = _records(_export(state, "aborted", tmp_path / "aborted"))
+    indices = [r["frame_index"] for r in records]
+    assert len(indices) == 600 and indices == sorted(set(indices))

@@ -133,6 +133,8 @@ REFUSALS = {
     "notes.mp4": "not a video: FFmpeg cannot read it (",
     "audio.mp4": "not a video: it has no video stream (audio only)",
     "truncated-header.mp4": "not a video: FFmpeg cannot read it (",
+    "unknown-codec.mkv": "cannot decode its unknown video: FFmpeg has no decoder for it",
+    "picture.mp4": "not a video: it is a jpeg image",
 }
 
 

@@ -110,6 +110,7 @@ def make_bad_videos(folder: str | os.PathLike[str]) -> dict[str, Path]:
     Probed fine, broken while decoding:
     - `cut.mp4`: a faststart mp4 (moov first) cut at 60% (the moov lists frames that are gone);
     - `corrupt.mkv`, `corrupt.ts`: random bytes over the middle tenth of the file.
+    - `unknown-codec.mkv` (a codec id FFmpeg has no decoder for), `picture.mp4` (a JPEG): refused.
     """
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
@@ -149,6 +150,13 @@ def make_bad_videos(folder: str | os.PathLike[str]) -> dict[str, Path]:
 
     mkv = clip("source.mkv")
     videos["corrupt.mkv"] = _overwrite_middle(mkv, root / "corrupt.mkv", seed=1)
+    # A codec no FFmpeg decodes: the Matroska codec id of an H.264 track renamed (same length).
+    unknown = root / "unknown-codec.mkv"
+    unknown.write_bytes(mkv.read_bytes().replace(b"V_MPEG4/ISO/AVC", b"V_SLUICE/NOPE/X", 1))
+    videos[unknown.name] = unknown
+    picture = root / "picture.mp4"  # a JPEG photograph named like a video
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48", "-frames:v", "1", "-f", "mjpeg", str(picture))
+    videos[picture.name] = picture
     ts = clip("source.ts")
     videos["corrupt.ts"] = _overwrite_middle(ts, root / "corrupt.ts", seed=2)
     shutil.rmtree(sources)

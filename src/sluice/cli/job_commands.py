@@ -114,6 +114,13 @@ def _machine_time(job: scheduler_pb2.Job) -> str:
     return f"{used} of {job.max_runtime_seconds:g} s cap" if job.max_runtime_seconds else used
 
 
+def _input_text(job: scheduler_pb2.Job) -> str:
+    if job.input_type != common_pb2.BATCH_TYPE_VIDEOS:
+        return "images"
+    rate = f"at most {job.max_video_fps:g} frames/s" if job.max_video_fps else "every frame"
+    return f"videos, {rate}, segments of {job.video_segment_seconds:g} s"
+
+
 def show_job_details(args: argparse.Namespace) -> int:
     conn = connection(args)
     job = conn.scheduler().GetJob(
@@ -126,6 +133,7 @@ def show_job_details(args: argparse.Namespace) -> int:
         ("attempt", job.attempt),
         ("workflow", f"{job.workflow_id} (version {job.workflow_version})"),
         ("batch", job.batch_id),
+        ("input", _input_text(job)),
         ("machine type", {1: "cpu", 2: "gpu"}.get(job.machine_type, "?")),
         ("machine time", _machine_time(job)),
         ("parallel tasks", job.max_parallel_tasks or "as many as the workers have slots"),

@@ -99,6 +99,10 @@ def _is_variable_rate(pts: np.ndarray) -> bool:
     return bool(np.any((deviation > 1.0) & (deviation > 0.1 * typical)))
 
 
+# FFmpeg's readers of still images (besides the `*_pipe` ones): a picture named .mp4 is refused.
+_IMAGE_READERS = frozenset({"image2", "png", "bmp", "webp", "tiff", "jpeg", "mjpeg_2000"})
+
+
 def probe_video(path: str | os.PathLike[str]) -> VideoProbe:
     """The video's facts and frame index; raises NotAVideo with a reason for people.
 
@@ -117,6 +121,10 @@ def probe_video(path: str | os.PathLike[str]) -> VideoProbe:
             raise
         raise NotAVideo(f"not a video: FFmpeg cannot read it ({_short_error(error)})") from error
     with container:
+        reader = container.format.name or ""
+        if reader.endswith("_pipe") or reader.split(",")[0] in _IMAGE_READERS:
+            kind = reader.split(",")[0].removesuffix("_pipe")
+            raise NotAVideo(f"not a video: it is a {kind} image")
         if not container.streams.video:
             has_audio = bool(container.streams.audio)
             raise NotAVideo("not a video: it has no video stream" + (" (audio only)" if has_audio else ""))
