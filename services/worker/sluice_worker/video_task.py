@@ -87,6 +87,12 @@ class _Run:
     def failed(self) -> int:
         return sum(1 for r in self.records if r["status"] != "ok")
 
+    def abort_writers(self) -> None:
+        """Drop the parts of a run that did not finish."""
+        for writer in self.writers.values():
+            writer.abort()
+        self.writers.clear()
+
     def close_writers(self) -> dict[str, int]:
         """Finish every annotated part; how many frames each holds."""
         written: dict[str, int] = {}
@@ -236,7 +242,7 @@ async def run_video_task(
     missing = 0
     with tempfile.TemporaryDirectory(prefix="sluice-video-") as scratch, contextlib.ExitStack() as stack:
         path = await asyncio.to_thread(local_video, task.input_url, video.name, Path(scratch))
-        stack.callback(run.close_writers)
+        stack.callback(run.abort_writers)
         if task.save_image_outputs:
             for name in task.image_outputs_to_save or workflow.image_outputs:
                 part = Path(scratch) / f"out-{len(run.writers)}.mp4"
@@ -256,18 +262,23 @@ async def run_video_task(
             )
         )
         batches = _batches(stream, batch_size)
+        # FFmpeg decodes the next batch while the workflow runs on this one.
+        reading: asyncio.Future[list[Frame] | None] = asyncio.ensure_future(asyncio.to_thread(_next, batches))
         try:
             while True:
                 if control.should_stop():
                     stopped = True
                     break
-                frames = await asyncio.to_thread(_next, batches)
+                frames = await reading
                 if frames is None:
                     break
+                reading = asyncio.ensure_future(asyncio.to_thread(_next, batches))
                 await asyncio.to_thread(run.run_batch, frames)
                 control.report(len(run.records), run.failed)
         finally:
-            stream.close()
+            stream.close()  # ends a read still waiting on FFmpeg
+            with contextlib.suppress(BaseException):
+                await reading
             workflow.end_stream(run.stream_id)
         error = stream.error
         decoded = len(run.records)
