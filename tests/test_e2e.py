@@ -9,11 +9,9 @@ import csv
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ import numpy as np
 import pytest
 
 from tests.images import photographs
+from tests.local_stack import local_stack, sluice
 from tests.model_fixtures import constant_yolov8_model, yolov8_output
 
 pytestmark = pytest.mark.e2e
@@ -34,26 +33,9 @@ BAD = {"corrupt-0.jpg", "corrupt-1.jpg", "empty.jpg", "not-really.jpg"}
 IMAGE_COUNT = 300
 
 
-def sluice(state: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "sluice.cli.main", *args, "--state-dir", str(state)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"sluice {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
 @pytest.fixture(scope="module")
 def state() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="sluice-e2e-", dir="/tmp"))
-    folder.chmod(0o755)
-    sluice(folder, "up")
-    yield folder
-    sluice(folder, "down", check=False)
-    logs = folder / "logs"
-    if logs.exists():
-        for log in logs.glob("*.log"):
-            print(f"--- {log.name}\n{log.read_text()[-3000:]}")
-    shutil.rmtree(folder, ignore_errors=True)
+    yield from local_stack("sluice-e2e-")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from sluice.video.synthetic import (
     write_moving_shapes,
     write_shapes_detector,
 )
+from tests.local_stack import local_stack, sluice
 from tests.video_fixtures import make_bad_videos, make_test_video
 
 pytestmark = pytest.mark.e2e
@@ -55,26 +55,9 @@ SOURCES: dict[str, tuple[int, int, float, float, dict[str, Any]]] = {
 REFUSED = ("empty.mp4", "notes.mp4", "audio.mp4", "truncated-header.mp4", "unknown-codec.mkv", "picture.mp4")
 
 
-def sluice(state: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "sluice.cli.main", *args, "--state-dir", str(state)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    if check and result.returncode != 0:
-        raise AssertionError(f"sluice {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
 @pytest.fixture(scope="module")
 def state() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="sluice-video-e2e-", dir="/tmp"))
-    folder.chmod(0o755)
-    sluice(folder, "up")
-    yield folder
-    sluice(folder, "down", check=False)
-    logs = folder / "logs"
-    if logs.exists():
-        for log in logs.glob("*.log"):
-            print(f"--- {log.name}\n{log.read_text()[-3000:]}")
-    shutil.rmtree(folder, ignore_errors=True)
+    yield from local_stack("sluice-video-e2e-")
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +81,12 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_moving_shapes(long / "long.mp4", width=320, height=240, fps=25.0, duration_s=60.0)
     write_shapes_detector(root / "shapes.onnx")
     return root
+
+
+def _stage(state: Path, folder: Path, batch: str) -> subprocess.CompletedProcess[str]:
+    return sluice(
+        state, "data-staging", "create-batch-of-videos", "--videos-dir", str(folder), "--batch-id", batch
+    )
 
 
 def _records(folder: Path) -> list[dict[str, Any]]:
@@ -138,28 +127,12 @@ def _export(state: Path, job: str, target: Path) -> Path:
 
 
 def test_stage_videos(state: Path, media: Path) -> None:
-    out = sluice(
-        state,
-        "data-staging",
-        "create-batch-of-videos",
-        "--videos-dir",
-        str(media / "clips"),
-        "--batch-id",
-        "clips",
-    ).stdout
+    out = _stage(state, media / "clips", "clips").stdout
     for name in REFUSED:
         assert re.search(rf"{re.escape(name)}.*not a decodable video", out), out
     assert "readme.txt" in out  # skipped, and said so
     assert f"{len(SOURCES) + 1} uploaded" in out, out
-    again = sluice(
-        state,
-        "data-staging",
-        "create-batch-of-videos",
-        "--videos-dir",
-        str(media / "clips"),
-        "--batch-id",
-        "clips",
-    ).stdout
+    again = _stage(state, media / "clips", "clips").stdout
     assert "0 uploaded" in again, again
     listing = sluice(state, "data-staging", "list-batch-content", "--batch-id", "clips").stdout
     assert "pal 25 #1.mp4" in listing and "h264" in listing, listing
@@ -251,15 +224,7 @@ def _ids_by_color(records: list[dict[str, Any]]) -> dict[str, list[tuple[float, 
 
 
 def test_tracker_ids_hold_across_segment_seams(state: Path, media: Path, tmp_path: Path) -> None:
-    sluice(
-        state,
-        "data-staging",
-        "create-batch-of-videos",
-        "--videos-dir",
-        str(media / "shapes"),
-        "--batch-id",
-        "shapes",
-    )
+    _stage(state, media / "shapes", "shapes")
     result = _run_job(state, "tracked", "shapes", "--video-segment-seconds", "5", "--save-image-outputs")
     assert "completed" in result.stdout and "errors" not in result.stdout, result.stdout + result.stderr
     details = sluice(state, "batch-processing", "show-job-details", "--job-id", "tracked").stdout
@@ -291,15 +256,7 @@ def _worker_pid(state: Path) -> int:
 
 
 def test_worker_killed_mid_video(state: Path, media: Path, tmp_path: Path) -> None:
-    sluice(
-        state,
-        "data-staging",
-        "create-batch-of-videos",
-        "--videos-dir",
-        str(media / "long"),
-        "--batch-id",
-        "long",
-    )
+    _stage(state, media / "long", "long")
     command = [
         sys.executable,
         "-m",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from sluice.cli.context import connection
 from sluice.cli.download import download, local_path, unpack_archives
 from sluice.cli.output import fields, human_bytes, table, when
-from sluice.cli.upload import UploadPlan, local_files, plan_upload, staged_objects, upload
+from sluice.cli.upload import local_files, plan_upload, staged_objects, upload
 from sluice.errors import InvalidArgument
 from sluice.ids import (
     IMAGE_EXTENSIONS,
@@ -29,86 +30,59 @@ BATCH_TYPES = {
 }
 
 
+@dataclass(frozen=True)
+class _Media:
+    """What a kind of batch takes: its type, and which files are of its kind."""
+
+    noun: str
+    article: str
+    batch_type: common_pb2.BatchType
+    accepts: Callable[[str], bool]
+    extensions: frozenset[str]
+
+
+_IMAGES = _Media("image", "an", common_pb2.BATCH_TYPE_IMAGES, is_image_name, IMAGE_EXTENSIONS)
+_VIDEOS = _Media("video", "a", common_pb2.BATCH_TYPE_VIDEOS, is_video_name, VIDEO_EXTENSIONS)
+
+
 def create_batch_of_images(args: argparse.Namespace) -> int:
-    batch_id = validate_id(args.batch_id, "batch id")
-    images_dir: Path = args.images_dir
-    if not images_dir.is_dir():
-        raise InvalidArgument(f"images folder {images_dir} does not exist or is not a folder")
-    files = local_files(images_dir)
-    if not any(is_image_name(name) for name, _ in files):
-        kinds = "/".join(sorted(IMAGE_EXTENSIONS))
-        found = f"; none of its {len(files)} files is a {kinds} image" if files else ""
-        raise InvalidArgument(f"no images in {images_dir} (nothing to upload{found})")
-    conn = connection(args)
-    stub = conn.staging()
-    stub.CreateBatch(
-        staging_pb2.CreateBatchRequest(batch_id=batch_id, type=common_pb2.BATCH_TYPE_IMAGES),
-        metadata=conn.metadata,
-    )
-    staged = {o.name: o.size_bytes for o in staged_objects(stub, conn.metadata, batch_id)}
-    plan = plan_upload(files, staged)
-    for name in plan.not_images:
-        print(f"skipped (not an image): {name}")
-    stored, rejected = upload(stub, conn.metadata, batch_id, plan.to_upload)
-    for item in rejected:
-        print(f"rejected: {item.file_name}: {item.reason}")
-    batch = stub.GetBatch(staging_pb2.GetBatchRequest(batch_id=batch_id), metadata=conn.metadata)
-    print(
-        f"batch {batch_id}: {stored} uploaded, {plan.already_staged} already staged, "
-        f"{len(plan.not_images) + len(rejected)} skipped; "
-        f"{batch.object_count} images ({human_bytes(batch.total_bytes)}) in {batch.part_count} part(s)"
-    )
-    return 0
-
-
-def _plan_videos(files: Sequence[tuple[str, Path]], staged: dict[str, int]) -> tuple[UploadPlan, list[str]]:
-    """Which video files still need uploading (name and size not staged); the names under the
-    reserved `.sluice/` folder are returned apart, never sent."""
-    plan = UploadPlan()
-    reserved: list[str] = []
-    for name, path in files:
-        if is_reserved_name(name):
-            reserved.append(name)
-        elif not is_video_name(name):
-            plan.not_images.append(name)
-        elif staged.get(name) == (size := path.stat().st_size):
-            plan.already_staged += 1
-        else:
-            plan.to_upload.append((name, path, size))
-    return plan, reserved
+    return _create_batch(args, args.images_dir, _IMAGES)
 
 
 def create_batch_of_videos(args: argparse.Namespace) -> int:
+    return _create_batch(args, args.videos_dir, _VIDEOS)
+
+
+def _create_batch(args: argparse.Namespace, folder: Path, media: _Media) -> int:
+    """Upload what of `folder` the batch lacks; files it does not take are named, not sent."""
     batch_id = validate_id(args.batch_id, "batch id")
-    videos_dir: Path = args.videos_dir
-    if not videos_dir.is_dir():
-        raise InvalidArgument(f"videos folder {videos_dir} does not exist or is not a folder")
-    files = local_files(videos_dir)
-    if not any(is_video_name(name) and not is_reserved_name(name) for name, _ in files):
-        kinds = "/".join(sorted(VIDEO_EXTENSIONS))
-        found = f"; none of its {len(files)} files is a {kinds} video" if files else ""
-        raise InvalidArgument(f"no videos in {videos_dir} (nothing to upload{found})")
+    noun = media.noun
+    if not folder.is_dir():
+        raise InvalidArgument(f"{noun}s folder {folder} does not exist or is not a folder")
+    files = local_files(folder)
+    if not any(media.accepts(name) and not is_reserved_name(name) for name, _ in files):
+        kinds = "/".join(sorted(media.extensions))
+        found = f"; none of its {len(files)} files is a {kinds} {noun}" if files else ""
+        raise InvalidArgument(f"no {noun}s in {folder} (nothing to upload{found})")
     conn = connection(args)
     stub = conn.staging()
     stub.CreateBatch(
-        staging_pb2.CreateBatchRequest(batch_id=batch_id, type=common_pb2.BATCH_TYPE_VIDEOS),
-        metadata=conn.metadata,
+        staging_pb2.CreateBatchRequest(batch_id=batch_id, type=media.batch_type), metadata=conn.metadata
     )
     staged = {o.name: o.size_bytes for o in staged_objects(stub, conn.metadata, batch_id)}
-    plan, reserved = _plan_videos(files, staged)
-    for name in plan.not_images:
-        print(f"skipped (not a video): {name}")
-    for name in reserved:
+    plan = plan_upload(files, staged, media.accepts)
+    for name in plan.not_accepted:
+        print(f"skipped (not {media.article} {noun}): {name}")
+    for name in plan.reserved:
         print(f"skipped (reserved: '.sluice/' holds Sluice's own files): {name}")
     stored, rejected = upload(stub, conn.metadata, batch_id, plan.to_upload)
     for item in rejected:
         print(f"rejected: {item.file_name}: {item.reason}")
     batch = stub.GetBatch(staging_pb2.GetBatchRequest(batch_id=batch_id), metadata=conn.metadata)
-    skipped = len(plan.not_images) + len(reserved) + len(rejected)
+    skipped = len(plan.not_accepted) + len(plan.reserved) + len(rejected)
     print(
-        f"batch {batch_id}: {stored} uploaded, {plan.already_staged} already staged, "
-        f"{skipped} skipped; "
-        f"{batch.object_count} videos ({human_bytes(batch.total_bytes)}) in {batch.part_count} part(s)"
+        f"batch {batch_id}: {stored} uploaded, {plan.already_staged} already staged, {skipped} skipped; "
+        f"{batch.object_count} {noun}s ({human_bytes(batch.total_bytes)}) in {batch.part_count} part(s)"
     )
     return 0
 

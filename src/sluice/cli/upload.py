@@ -1,14 +1,15 @@
-"""Uploading a folder of images into a batch: many files per stream, resumable, with progress."""
+"""Uploading a folder of images or videos into a batch: many files per stream, resumable, with
+progress."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
-from sluice.ids import is_image_name
+from sluice.ids import is_image_name, is_reserved_name
 from sluice.v1 import staging_pb2, staging_pb2_grpc
 
 CHUNK_BYTES = 1024 * 1024
@@ -20,7 +21,10 @@ BYTES_PER_STREAM = 256 * 1024 * 1024
 class UploadPlan:
     to_upload: list[tuple[str, Path, int]] = field(default_factory=list)
     already_staged: int = 0
-    not_images: list[str] = field(default_factory=list)
+    not_accepted: list[str] = field(default_factory=list)
+    """Files the batch does not take (not an image in an images batch, say): never sent."""
+    reserved: list[str] = field(default_factory=list)
+    """Files under `.sluice/`, which holds Sluice's own objects in every batch: never sent."""
 
 
 def local_files(images_dir: Path) -> list[tuple[str, Path]]:
@@ -31,12 +35,18 @@ def local_files(images_dir: Path) -> list[tuple[str, Path]]:
     ]
 
 
-def plan_upload(files: Sequence[tuple[str, Path]], staged: dict[str, int]) -> UploadPlan:
-    """Which of `files` (from `local_files`) still need uploading (name and size not staged)."""
+def plan_upload(
+    files: Sequence[tuple[str, Path]], staged: dict[str, int], accepts: Callable[[str], bool] = is_image_name
+) -> UploadPlan:
+    """Which of `files` (from `local_files`) still need uploading (name and size not staged);
+    `accepts` says which names the batch takes."""
     plan = UploadPlan()
     for name, path in files:
-        if not is_image_name(name):
-            plan.not_images.append(name)
+        if is_reserved_name(name):
+            plan.reserved.append(name)
+            continue
+        if not accepts(name):
+            plan.not_accepted.append(name)
             continue
         size = path.stat().st_size
         if staged.get(name) == size:

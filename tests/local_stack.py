@@ -1,0 +1,38 @@
+"""The CLI against a real local stack (`sluice up` in a folder of its own), for end-to-end tests."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def sluice(
+    state: Path, *args: str, check: bool = True, timeout_s: float = 900
+) -> subprocess.CompletedProcess[str]:
+    """Run `sluice ARGS --state-dir STATE`; AssertionError with its output when it fails and `check`."""
+    command = [sys.executable, "-m", "sluice.cli.main", *args, "--state-dir", str(state)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+    if check and result.returncode != 0:
+        raise AssertionError(f"sluice {' '.join(args)} failed:\\n{result.stdout}\\n{result.stderr}")
+    return result
+
+
+def local_stack(prefix: str) -> Iterator[Path]:
+    """A started stack's state folder (reachable by the unprivileged Postgres user); on the way
+    out it stops the stack, prints the tail of every log and removes the folder."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    folder.chmod(0o755)
+    sluice(folder, "up")
+    try:
+        yield folder
+    finally:
+        sluice(folder, "down", check=False)
+        logs = folder / "logs"
+        if logs.exists():
+            for log in logs.glob("*.log"):
+                print(f"--- {log.name}\\n{log.read_text()[-3000:]}")
+        shutil.rmtree(folder, ignore_errors=True)
