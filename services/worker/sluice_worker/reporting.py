@@ -111,9 +111,9 @@ async def publish_reliably(js: JetStreamContext, subject: str, data: bytes, pati
             delay = min(delay * 2, 5.0)
 
 
-def summarise_errors(outcome: TaskOutcome) -> str:
-    """One line on a task's failed images: how many, and the reasons by count."""
+def summarise_errors(outcome: TaskOutcome, items: str = "images") -> str:
+    """One line on a task's failed images (or frames): how many, and the reasons by count."""
     reasons = Counter(outcome.errors)
     listed = "; ".join(f"{count} x {reason}" for reason, count in reasons.most_common(5))
     more = f"; and {len(reasons) - 5} other reasons" if len(reasons) > 5 else ""
-    return f"{outcome.items_failed} of {outcome.items_done} images failed: {listed}{more}"
+    return f"{outcome.items_failed} of {outcome.items_done} {items} failed: {listed}{more}"

@@ -322,7 +322,8 @@ class Worker:
         result.items_done = outcome.items_done
         result.items_failed = outcome.items_failed
         if outcome.errors:
-            await self._log(job_uid, task.task_id, WARNING, summarise_errors(outcome))
+            items = "frames" if task.HasField("video") else "images"
+            await self._log(job_uid, task.task_id, WARNING, summarise_errors(outcome, items))
         if outcome.stopped:
             await self._log(
                 job_uid,

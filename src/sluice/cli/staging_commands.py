@@ -82,7 +82,8 @@ def _create_batch(args: argparse.Namespace, folder: Path, media: _Media) -> int:
     skipped = len(plan.not_accepted) + len(plan.reserved) + len(rejected)
     print(
         f"batch {batch_id}: {stored} uploaded, {plan.already_staged} already staged, {skipped} skipped; "
-        f"{batch.object_count} {noun}s ({human_bytes(batch.total_bytes)}) in {batch.part_count} part(s)"
+        f"{batch.object_count} {noun}{'' if batch.object_count == 1 else 's'} "
+        f"({human_bytes(batch.total_bytes)}) in {batch.part_count} part(s)"
     )
     return 0
 
