@@ -63,17 +63,17 @@ class CliError(RuntimeError):
     pass
 
 
-def _cli_command(state: Path, *args: str) -> list[str]:
+def cli_command(state: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "sluice.cli.main", *args, "--state-dir", str(state)]
 
 
-async def _cli(state: Path, *args: str, timeout_s: float = 120.0) -> str:
+async def cli(state: Path, *args: str, timeout_s: float = 120.0) -> str:
     """Run one `sluice` command; its stdout, or CliError with everything it printed.
 
     A command still running after `timeout_s` is killed (CliError).
     """
     process = await asyncio.create_subprocess_exec(
-        *_cli_command(state, *args), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *cli_command(state, *args), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     try:
         out, err = await asyncio.wait_for(process.communicate(), timeout_s)
@@ -93,7 +93,7 @@ async def _cli(state: Path, *args: str, timeout_s: float = 120.0) -> str:
 def sluice_down(state: Path) -> None:
     """`sluice down` (never raises: it runs on the way out)."""
     try:
-        subprocess.run(_cli_command(state, "down"), capture_output=True, timeout=120, check=False)
+        subprocess.run(cli_command(state, "down"), capture_output=True, timeout=120, check=False)
     except (OSError, subprocess.SubprocessError) as error:
         print(f"warning: sluice down failed: {error}", file=sys.stderr)
 
@@ -107,11 +107,14 @@ def log_tails(state: Path, chars: int = 2000) -> str:
 
 
 class JobWatcher:
-    """Polls GetJob until the job ends, noting when milestones were first seen (time.time())."""
+    """Polls GetJob until the job ends, noting when milestones were first seen (time.time());
+    `job` is the last Job seen."""
 
-    def __init__(self, address: str, api_key: str) -> None:
+    def __init__(self, address: str, api_key: str, job_id: str = JOB_ID) -> None:
         self._address = address
         self._metadata = user_metadata(api_key)
+        self.job_id = job_id
+        self.job: scheduler_pb2.Job | None = None
         self.created_at: float | None = None
         self.first_task_at: float | None = None
         self.processing_done_at: float | None = None
@@ -120,6 +123,7 @@ class JobWatcher:
         self.last_seen = "not seen yet"
 
     def _observe(self, job: scheduler_pb2.Job, now: float) -> None:
+        self.job = job
         if self.created_at is None and job.HasField("created_at"):
             self.created_at = job.created_at.ToMicroseconds() / 1e6
         self.state = job.state
@@ -148,7 +152,7 @@ class JobWatcher:
             while self.state not in ENDED:
                 try:
                     job = await stub.GetJob(
-                        scheduler_pb2.GetJobRequest(job_id=JOB_ID), metadata=self._metadata
+                        scheduler_pb2.GetJobRequest(job_id=self.job_id), metadata=self._metadata
                     )
                 except grpc.aio.AioRpcError as error:
                     if error.code() != grpc.StatusCode.NOT_FOUND:
@@ -200,14 +204,14 @@ async def _timed_job(
 ) -> MeshRun:
     credentials = load_credentials(state)
     nats_port = StackFile.load(Layout(state)).parts["nats"].port
-    await _cli(state, "workflows", "create", "--workflow-id", WORKFLOW_ID, "--file", str(WORKFLOW_FILE))
+    await cli(state, "workflows", "create", "--workflow-id", WORKFLOW_ID, "--file", str(WORKFLOW_FILE))
     listener = FirstResult()
     await listener.start(f"nats://127.0.0.1:{nats_port}")
     watcher = JobWatcher(credentials["scheduler_address"], credentials["api_key"])
     watching = asyncio.create_task(watcher.run())
     try:
         start = time.perf_counter()
-        await _cli(
+        await cli(
             state,
             "data-staging",
             "create-batch-of-images",
@@ -219,7 +223,7 @@ async def _timed_job(
         )
         staged = time.perf_counter()
         try:
-            out = await _cli(
+            out = await cli(
                 state,
                 *("batch-processing", "process-images-with-workflow", "--workflow-id", WORKFLOW_ID),
                 *(
@@ -238,7 +242,7 @@ async def _timed_job(
         processed = time.perf_counter()
         if f"job {JOB_ID} completed" not in out:
             raise RuntimeError(f"the job did not complete:\n{out}")
-        await _cli(
+        await cli(
             state,
             "data-staging",
             "export-batch",
@@ -287,7 +291,7 @@ def run_mesh(
     try:
         started = time.perf_counter()
         up = subprocess.run(
-            _cli_command(state, "up", "--workers-per-machine", str(workers)),
+            cli_command(state, "up", "--workers-per-machine", str(workers)),
             capture_output=True,
             text=True,
             timeout=300,

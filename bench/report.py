@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -18,8 +19,29 @@ class Row:
         return self.images / self.seconds if self.seconds else None
 
 
-def _fmt(value: float | None, spec: str) -> str:
+def fmt(value: float | None, spec: str) -> str:
+    """`value` formatted, or "-" when there is none."""
     return "-" if value is None else format(value, spec)
+
+
+def aligned(cells: Sequence[Sequence[str] | None], right: set[int]) -> str:
+    """Rows of text cells as aligned columns (indices in `right` flush right), a rule under the
+    first row (the header); a None row is a blank line."""
+    filled = [c for c in cells if c is not None]
+    widths = [max(len(line[i]) for line in filled) for i in range(len(filled[0]))]
+    lines = []
+    for index, line in enumerate(cells):
+        if line is None:
+            lines.append("")
+            continue
+        parts = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ]
+        lines.append("  ".join(parts).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
 
 
 def table(rows: list[Row], bare_rate: float | None) -> str:
@@ -32,21 +54,10 @@ def table(rows: list[Row], bare_rate: float | None) -> str:
             (
                 row.way,
                 str(row.images),
-                _fmt(row.seconds, ".2f"),
-                _fmt(row.rate, ".2f"),
+                fmt(row.seconds, ".2f"),
+                fmt(row.rate, ".2f"),
                 "-" if ratio is None else f"{ratio:.2f}x",
                 row.note,
             )
         )
-    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
-    right = {1, 2, 3, 4}
-    lines = []
-    for index, line in enumerate(cells):
-        parts = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        ]
-        lines.append("  ".join(parts).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return aligned(cells, {1, 2, 3, 4})

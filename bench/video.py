@@ -27,13 +27,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 import onnxruntime as ort
 
-from bench.mesh import CliError, JobWatcher, _cli, _cli_command, log_tails, sluice_down
-from sluice.cli.job_states import ENDED, JOB_STATES
-from sluice.clients import aio_channel, scheduler_stub
+from bench.mesh import CliError, JobWatcher, cli, cli_command, log_tails, sluice_down
+from bench.report import aligned, fmt
+from sluice.cli.job_states import JOB_STATES
 from sluice.models import Detector, MappingCatalog
 from sluice.stack.state import load_credentials
 from sluice.v1 import scheduler_pb2
@@ -373,34 +372,6 @@ def _seconds_between(start: Any, end: Any) -> float:
     return float(end.ToMicroseconds() - start.ToMicroseconds()) / 1e6
 
 
-class VideoJobWatcher(JobWatcher):
-    """bench.mesh's watcher, for a job id of our own; keeps the last Job it saw."""
-
-    def __init__(self, address: str, api_key: str, job_id: str) -> None:
-        super().__init__(address, api_key)
-        self.job_id = job_id
-        self.job: scheduler_pb2.Job | None = None
-
-    def _observe(self, job: scheduler_pb2.Job, now: float) -> None:
-        super()._observe(job, now)
-        self.job = job
-
-    async def run(self) -> None:
-        async with aio_channel(self._address) as channel:
-            stub = scheduler_stub(channel)
-            while self.state not in ENDED:
-                try:
-                    job = await stub.GetJob(
-                        scheduler_pb2.GetJobRequest(job_id=self.job_id), metadata=self._metadata
-                    )
-                except grpc.aio.AioRpcError as error:
-                    if error.code() != grpc.StatusCode.NOT_FOUND:
-                        raise
-                else:
-                    self._observe(job, time.time())
-                await asyncio.sleep(0.1)
-
-
 def job_id(clip: Clip, rate: float, number: int) -> str:
     return f"bench-{clip.size}-{'full' if rate <= 0 else f'{rate:g}fps'}-{number + 1}"
 
@@ -425,12 +396,12 @@ async def _one_job(
     check_export: bool,
 ) -> JobRun:
     """Run one video job with `--wait`; when `check_export`, download its export and count it."""
-    watcher = VideoJobWatcher(credentials["scheduler_address"], credentials["api_key"], job)
+    watcher = JobWatcher(credentials["scheduler_address"], credentials["api_key"], job)
     watching = asyncio.create_task(watcher.run())
     options = ["--max-video-fps", f"{rate:g}"] if rate > 0 else []
     try:
         try:
-            await _cli(
+            await cli(
                 state,
                 *("batch-processing", "process-videos-with-workflow", "--workflow-id", WORKFLOW_ID),
                 *("--batch-id", batch, "--job-id", job, *options, "--wait"),
@@ -451,7 +422,7 @@ async def _one_job(
     records, failed = int(stage.items_done), int(stage.items_failed)
     if check_export:
         export_dir = state.parent / "export" / job
-        await _cli(
+        await cli(
             state,
             *("data-staging", "export-batch", "--batch-id", f"{job}-export", "--target-dir", str(export_dir)),
             timeout_s=timeout_s,
@@ -511,7 +482,7 @@ async def _all_jobs(
     spec.write_text(json.dumps(shapes_spec_fields()))
     definition = work_dir / "detect-shapes.json"
     definition.write_text(json.dumps(detection_workflow(), indent=2))
-    await _cli(
+    await cli(
         state,
         *(
             "models",
@@ -524,15 +495,15 @@ async def _all_jobs(
             str(spec),
         ),
     )
-    await _cli(state, "workflows", "create", "--workflow-id", WORKFLOW_ID, "--file", str(definition))
+    await cli(state, "workflows", "create", "--workflow-id", WORKFLOW_ID, "--file", str(definition))
     staged: list[str] = []
     for clip in clips:
         start = time.perf_counter()
-        await _cli(state, *_stage(clip.path.parent, f"bench-{clip.size}"), timeout_s=timeout_s)
+        await cli(state, *_stage(clip.path.parent, f"bench-{clip.size}"), timeout_s=timeout_s)
         staged.append(f"{clip.size} {time.perf_counter() - start:.1f} s")
-    await _cli(state, *_stage(warm.parent, "bench-warm"), timeout_s=timeout_s)
+    await cli(state, *_stage(warm.parent, "bench-warm"), timeout_s=timeout_s)
     start = time.perf_counter()
-    await _cli(
+    await cli(
         state,
         *("batch-processing", "process-videos-with-workflow", "--workflow-id", WORKFLOW_ID),
         *("--batch-id", "bench-warm", "--job-id", "bench-warm", "--wait"),
@@ -580,7 +551,7 @@ def run_jobs(
     try:
         started = time.perf_counter()
         up = subprocess.run(
-            _cli_command(state, "up", "--workers-per-machine", str(workers)),
+            cli_command(state, "up", "--workers-per-machine", str(workers)),
             capture_output=True,
             text=True,
             timeout=300,
@@ -623,10 +594,6 @@ class Row:
         return self.frames / self.seconds if self.frames and self.seconds else None
 
 
-def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
 def table(groups: Sequence[Sequence[Row]]) -> str:
     header = ("way", "size", "rate", "frames", "seconds", "frames/s", "vs bare", "note")
     cells: list[tuple[str, ...] | None] = [header]
@@ -641,28 +608,13 @@ def table(groups: Sequence[Sequence[Row]]) -> str:
                     row.size,
                     row.rate,
                     "-" if row.frames is None else str(row.frames),
-                    _fmt(row.seconds, ".2f"),
-                    _fmt(row.fps, ".1f"),
+                    fmt(row.seconds, ".2f"),
+                    fmt(row.fps, ".1f"),
                     "-" if ratio is None else f"{ratio:.2f}x",
                     row.note,
                 )
             )
-    filled = [c for c in cells if c is not None]
-    widths = [max(len(line[i]) for line in filled) for i in range(len(header))]
-    right = {3, 4, 5, 6}
-    lines = []
-    for index, line in enumerate(cells):
-        if line is None:
-            lines.append("")
-            continue
-        parts = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        ]
-        lines.append("  ".join(parts).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return aligned(cells, {3, 4, 5, 6})
 
 
 def _job_row(clip: Clip, rate: float, jobs: JobsReport, baseline: float) -> Row:
@@ -679,7 +631,7 @@ def _job_row(clip: Clip, rate: float, jobs: JobsReport, baseline: float) -> Row:
     tasks = {r.tasks for r in done}
     note = (
         f"{spread}; created -> ended; {'/'.join(map(str, sorted(tasks)))} segment task(s); "
-        f"processing stage {_fmt(run.processing_s, '.2f')} s"
+        f"processing stage {fmt(run.processing_s, '.2f')} s"
     )
     return Row(SLUICE_JOB, clip.size, rate_label(rate), run.frames, run.seconds, baseline, note)
 

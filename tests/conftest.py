@@ -20,6 +20,7 @@ from sluice.config import Settings
 from sluice.stack.nats_process import NatsServer, start_nats
 from sluice.stack.postgres_process import PostgresServer, create_database, start_postgres
 from tests.scheduler_mesh import mesh  # noqa: F401  (the scheduler tests' fixture)
+from tests.staging_server import launch  # noqa: F401  (the staging tests' fixture)
 
 
 def _shared_tmp(prefix: str) -> Path:

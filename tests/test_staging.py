@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,56 +19,19 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from sluice import storage
 from sluice.cli.main import main
-from sluice.clients import aio_channel, internal_metadata, staging_stub, user_metadata
+from sluice.clients import internal_metadata, user_metadata
 from sluice.config import Settings
 from sluice.ids import ID_RULE
 from sluice.messaging import EVENTS_STREAM, event_subject
 from sluice.storage import ObjectStore
 from sluice.v1 import common_pb2, events_pb2, staging_pb2
 from sluice_staging.__main__ import _batch_ttl
-from sluice_staging.server import RunningStaging, start
-from sluice_staging.servicer import StagingOptions
+from tests.staging_server import Launch, Staging
 
 IMAGES = common_pb2.BATCH_TYPE_IMAGES
 VIDEOS = common_pb2.BATCH_TYPE_VIDEOS
 RESULTS = common_pb2.BATCH_TYPE_PROCESSING_RESULTS
 MiB = 1024 * 1024
-
-
-@dataclass
-class Staging:
-    """A running staging service and a stub connected to it."""
-
-    running: RunningStaging
-    channel: grpc.aio.Channel
-    stub: Any
-    stopped: bool = False
-
-    async def stop(self) -> None:
-        if not self.stopped:
-            self.stopped = True
-            await self.channel.close()
-            await self.running.stop()
-
-
-Launch = Callable[..., Awaitable[Staging]]
-
-
-@pytest.fixture
-async def launch(settings: Settings) -> AsyncIterator[Launch]:
-    """Starts staging on a free port with the given StagingOptions fields; stops it afterwards."""
-    started: list[Staging] = []
-
-    async def _launch(**options: Any) -> Staging:
-        running = await start(settings, "127.0.0.1:0", StagingOptions(**options))
-        channel = aio_channel(f"127.0.0.1:{running.port}")
-        staging = Staging(running, channel, staging_stub(channel))
-        started.append(staging)
-        return staging
-
-    yield _launch
-    for staging in started:
-        await staging.stop()
 
 
 @pytest.fixture

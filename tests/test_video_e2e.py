@@ -102,9 +102,9 @@ def _source_times(path: Path) -> list[float]:
     return [(p - pts[0]) * base for p in pts]
 
 
-def _run_job(state: Path, job: str, batch: str, *options: str) -> subprocess.CompletedProcess[str]:
-    return sluice(
-        state,
+def _job_args(job: str, batch: str, *options: str) -> list[str]:
+    """The CLI arguments of a track-shapes video job."""
+    return [
         "batch-processing",
         "process-videos-with-workflow",
         "--workflow-id",
@@ -113,12 +113,21 @@ def _run_job(state: Path, job: str, batch: str, *options: str) -> subprocess.Com
         batch,
         "--job-id",
         job,
-        "--max-video-fps",
-        str(FPS),
         *options,
-        "--wait",
-        check=False,
-    )
+    ]
+
+
+def _run_job(state: Path, job: str, batch: str, *options: str) -> subprocess.CompletedProcess[str]:
+    return sluice(state, *_job_args(job, batch, "--max-video-fps", str(FPS), *options, "--wait"), check=False)
+
+
+def _half_done_segment(state: Path, job: str) -> str | None:
+    """'<task> at <done>/<total>' of a segment that is running and neither starting nor ending."""
+    details = sluice(state, "batch-processing", "show-job-details", "--job-id", job, check=False).stdout
+    for match in re.finditer(r"^(\S+-p\d+)\s+running\s+(\d+)/(\d+)", details, re.MULTILINE):
+        if 0 < int(match[2]) < int(match[3]):
+            return f"{match[1]} at {match[2]}/{match[3]}"
+    return None
 
 
 def _export(state: Path, job: str, target: Path) -> Path:
@@ -257,39 +266,17 @@ def _worker_pid(state: Path) -> int:
 
 def test_worker_killed_mid_video(state: Path, media: Path, tmp_path: Path) -> None:
     _stage(state, media / "long", "long")
-    command = [
-        sys.executable,
-        "-m",
-        "sluice.cli.main",
-        "batch-processing",
-        "process-videos-with-workflow",
-        "--workflow-id",
-        "track-shapes",
-        "--batch-id",
-        "long",
-        "--job-id",
-        "killed",
-        "--max-video-fps",
-        "10",
-        "--video-segment-seconds",
-        "20",
-        "--save-image-outputs",
-        "--wait",
-        "--state-dir",
-        str(state),
-    ]
-    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    killed_at = ""
+    options = ("--max-video-fps", "10", "--video-segment-seconds", "20", "--save-image-outputs", "--wait")
+    command = [sys.executable, "-m", "sluice.cli.main", *_job_args("killed", "long", *options)]
+    job = subprocess.Popen(
+        [*command, "--state-dir", str(state)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    killed_at = None
     deadline = time.monotonic() + 120
-    while not killed_at and time.monotonic() < deadline:
-        details = sluice(
-            state, "batch-processing", "show-job-details", "--job-id", "killed", check=False
-        ).stdout
-        for match in re.finditer(r"^(\S+-p\d+)\s+running\s+(\d+)/(\d+)", details, re.MULTILINE):
-            if 0 < int(match[2]) < int(match[3]):
-                os.kill(_worker_pid(state), signal.SIGKILL)
-                killed_at = f"{match[1]} at {match[2]}/{match[3]}"
-                break
+    while killed_at is None and time.monotonic() < deadline:
+        killed_at = _half_done_segment(state, "killed")
+        if killed_at is not None:
+            os.kill(_worker_pid(state), signal.SIGKILL)
         time.sleep(0.05)
     assert killed_at, "no segment was seen half done"
     out, err = job.communicate(timeout=300)
@@ -309,27 +296,11 @@ def test_worker_killed_mid_video(state: Path, media: Path, tmp_path: Path) -> No
 
 def test_abort_then_restart_a_video_job(state: Path, tmp_path: Path) -> None:
     """A video job aborted mid-segment stops there; its restart finishes every frame, each once."""
-    started = sluice(
-        state,
-        "batch-processing",
-        "process-videos-with-workflow",
-        "--workflow-id",
-        "track-shapes",
-        "--batch-id",
-        "long",
-        "--job-id",
-        "aborted",
-        "--video-segment-seconds",
-        "20",
-        "--max-parallel-tasks",
-        "1",
-    ).stdout
+    options = ("--video-segment-seconds", "20", "--max-parallel-tasks", "1")
+    started = sluice(state, *_job_args("aborted", "long", *options)).stdout
     assert "job aborted" in started
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        details = sluice(state, "batch-processing", "show-job-details", "--job-id", "aborted").stdout
-        if re.search(r"^\S+-p\d+\s+running\s+[1-9]\d*/", details, re.MULTILINE):
-            break
+    while _half_done_segment(state, "aborted") is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert "aborted" in sluice(state, "batch-processing", "abort-job", "--job-id", "aborted").stdout
     details = sluice(state, "batch-processing", "show-job-details", "--job-id", "aborted").stdout

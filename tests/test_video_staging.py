@@ -8,7 +8,7 @@ import asyncio
 import re
 import secrets
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -17,19 +17,15 @@ import pytest
 
 from sluice import storage
 from sluice.cli.main import main
-from sluice.clients import aio_channel, staging_stub
-from sluice.config import Settings
 from sluice.ids import is_reserved_name, is_video_name
 from sluice.storage import ObjectStore
 from sluice.v1 import common_pb2, staging_pb2
 from sluice.video.frame_index import FrameIndex, frame_index_name
 from sluice.video.probe import probe_video
-from sluice_staging.server import start
-from sluice_staging.servicer import StagingOptions
+from tests.staging_server import Launch, Staging
 from tests.test_staging import (
     IMAGES,
     VIDEOS,
-    Staging,
     content,
     create,
     download,
@@ -47,25 +43,6 @@ REFUSED = {
     "audio.mp4": "not a decodable video: not a video: it has no video stream (audio only)",
     "truncated-header.mp4": "not a decodable video: ",
 }
-
-Launch = Callable[..., Awaitable[Staging]]
-
-
-@pytest.fixture
-async def launch(settings: Settings) -> AsyncIterator[Launch]:
-    """Starts staging on a free port with the given StagingOptions fields; stops it afterwards."""
-    started: list[Staging] = []
-
-    async def _launch(**options: Any) -> Staging:
-        running = await start(settings, "127.0.0.1:0", StagingOptions(**options))
-        channel = aio_channel(f"127.0.0.1:{running.port}")
-        staging = Staging(running, channel, staging_stub(channel))
-        started.append(staging)
-        return staging
-
-    yield _launch
-    for staging in started:
-        await staging.stop()
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from sluice.v1 import tasks_pb2
 from sluice.video import outputs
 from sluice.video.encode import concat_mp4
 from sluice.video.seams import SegmentTracks, apply_tracker_ids, join_tracker_ids
-from sluice_exporter.aggregate import Record, is_ok, parse_records
+from sluice_exporter.aggregate import Record, is_ok, is_result_object, parse_records
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def video_records(
     input_url: str, objects: dict[str, int], failed_tasks: Iterable[tasks_pb2.FailedTask]
 ) -> list[Record]:
     """The records of every video of the job, video by video in name order."""
-    owned = read_video_records(input_url, [n for n in objects if n.startswith("results/")])
+    owned = read_video_records(input_url, [n for n in objects if is_result_object(n)])
     seams = read_video_records(input_url, [n for n in objects if n.startswith(outputs.SEAMS_PREFIX)])
     owned_by: dict[str, list[Record]] = defaultdict(list)
     seams_by: dict[str, list[Record]] = defaultdict(list)

@@ -81,11 +81,9 @@ class _Run:
     records: list[Record] = field(default_factory=list)
     seam_records: list[Record] = field(default_factory=list)
     seen: set[int] = field(default_factory=set)
+    failed: int = 0
+    """Owned frames the workflow failed on."""
     raised: int = 0
-
-    @property
-    def failed(self) -> int:
-        return sum(1 for r in self.records if r["status"] != "ok")
 
     def abort_writers(self) -> None:
         """Drop the parts of a run that did not finish."""
@@ -158,8 +156,9 @@ class _Run:
                 self.seam_records.append(record)
                 continue
             self.records.append(record)
-            if isinstance(result, str) and result.startswith(WORKFLOW_FAILED):
-                self.raised += 1
+            if isinstance(result, str):
+                self.failed += 1
+                self.raised += result.startswith(WORKFLOW_FAILED)
             for name, writer in self.writers.items():
                 value = None if isinstance(result, str) else result.get(name)
                 # A frame the workflow failed on keeps its place in the video, unannotated.
@@ -282,7 +281,6 @@ async def run_video_task(
             workflow.end_stream(run.stream_id)
         error = stream.error
         decoded = len(run.records)
-        frames_failed = run.failed
         if not stopped and decoded and run.raised == decoded:
             first = next(r["error"] for r in run.records if r["error"])
             raise AttemptFailed(f"the workflow raised on every frame of the segment ({first})")
@@ -307,7 +305,7 @@ async def run_video_task(
         )
     return TaskOutcome(
         items_done=decoded + max(missing, 0),
-        items_failed=frames_failed + max(missing, 0),
+        items_failed=run.failed + max(missing, 0),
         stopped=stopped,
         errors=tuple(r["error"] for r in run.records if r["error"]),
     )

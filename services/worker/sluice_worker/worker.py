@@ -52,10 +52,13 @@ MAX_RETRY_DELAY_S = 30.0
 PUBLISH_PATIENCE_S = 120.0
 
 
-def _items_of(task: tasks_pb2.Task) -> str:
-    if task.HasField("video"):
-        return f"{task.video.frames_total} frames"
-    return f"{len(task.input_names)} images"
+def _items(task: tasks_pb2.Task) -> str:
+    """What a task's items are: the frames of a video segment, or images."""
+    return "frames" if task.HasField("video") else "images"
+
+
+def _item_count(task: tasks_pb2.Task) -> int:
+    return int(task.video.frames_total) if task.HasField("video") else len(task.input_names)
 
 
 class Worker:
@@ -322,14 +325,13 @@ class Worker:
         result.items_done = outcome.items_done
         result.items_failed = outcome.items_failed
         if outcome.errors:
-            items = "frames" if task.HasField("video") else "images"
-            await self._log(job_uid, task.task_id, WARNING, summarise_errors(outcome, items))
+            await self._log(job_uid, task.task_id, WARNING, summarise_errors(outcome, _items(task)))
         if outcome.stopped:
             await self._log(
                 job_uid,
                 task.task_id,
                 INFO,
-                f"task stopped after {outcome.items_done} of {_items_of(task)}",
+                f"task stopped after {outcome.items_done} of {_item_count(task)} {_items(task)}",
             )
         await self._publish(job_uid, result, started)
         if outcome.stopped:
@@ -341,7 +343,7 @@ class Worker:
             task.task_id,
             "stopped" if outcome.stopped else "done",
             outcome.items_done,
-            "frames" if task.HasField("video") else "images",
+            _items(task),
             outcome.items_failed,
             result.duration_s,
         )

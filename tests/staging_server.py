@@ -1,0 +1,52 @@
+"""A real staging service on a free port for tests (Postgres, NATS and the object store of the
+`settings` fixture), and a gRPC stub connected to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+
+from sluice.clients import aio_channel, staging_stub
+from sluice.config import Settings
+from sluice_staging.server import RunningStaging, start
+from sluice_staging.servicer import StagingOptions
+
+
+@dataclass
+class Staging:
+    """A running staging service and a stub connected to it."""
+
+    running: RunningStaging
+    channel: grpc.aio.Channel
+    stub: Any
+    stopped: bool = False
+
+    async def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            await self.channel.close()
+            await self.running.stop()
+
+
+Launch = Callable[..., Awaitable[Staging]]
+
+
+@pytest.fixture
+async def launch(settings: Settings) -> AsyncIterator[Launch]:
+    """Starts staging on a free port with the given StagingOptions fields; stops it afterwards."""
+    started: list[Staging] = []
+
+    async def _launch(**options: Any) -> Staging:
+        running = await start(settings, "127.0.0.1:0", StagingOptions(**options))
+        channel = aio_channel(f"127.0.0.1:{running.port}")
+        staging = Staging(running, channel, staging_stub(channel))
+        started.append(staging)
+        return staging
+
+    yield _launch
+    for staging in started:
+        await staging.stop()
