@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16sluice/v1/events.proto\x12\tsluice.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe5\x01\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\"\n\x04type\x18\x02 \x01(\x0e\x32\x14.sluice.v1.EventType\x12\x11\n\tworkspace\x18\x03 \x01(\t\x12\x0e\n\x06job_id\x18\x04 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x05 \x01(\t\x12\r\n\x05stage\x18\x06 \x01(\t\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x08 \x01(\t\x12\x12\n\nitems_done\x18\t \x01(\x03\x12\x13\n\x0bitems_total\x18\n \x01(\x03*\xf0\x02\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x45VENT_TYPE_JOB_CREATED\x10\x01\x12\x1c\n\x18\x45VENT_TYPE_STAGE_STARTED\x10\x02\x12\x17\n\x13\x45VENT_TYPE_PROGRESS\x10\x03\x12\x1c\n\x18\x45VENT_TYPE_JOB_COMPLETED\x10\x04\x12\x19\n\x15\x45VENT_TYPE_JOB_FAILED\x10\x05\x12\x1a\n\x16\x45VENT_TYPE_JOB_ABORTED\x10\x06\x12\x1d\n\x19\x45VENT_TYPE_BATCH_INGESTED\x10\x07\x12\x1c\n\x18\x45VENT_TYPE_BATCH_EXPIRED\x10\x08\x12\x1a\n\x16\x45VENT_TYPE_JOB_STOPPED\x10\t\x12\x1c\n\x18\x45VENT_TYPE_JOB_RESTARTED\x10\n\x12(\n$EVENT_TYPE_JOB_COMPLETED_WITH_ERRORS\x10\x0b\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16sluice/v1/events.proto\x12\tsluice.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x02\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\"\n\x04type\x18\x02 \x01(\x0e\x32\x14.sluice.v1.EventType\x12\x11\n\tworkspace\x18\x03 \x01(\t\x12\x0e\n\x06job_id\x18\x04 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x05 \x01(\t\x12\r\n\x05stage\x18\x06 \x01(\t\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x08 \x01(\t\x12\x12\n\nitems_done\x18\t \x01(\x03\x12\x13\n\x0bitems_total\x18\n \x01(\x03\x12\r\n\x05state\x18\x0b \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x0c \x01(\x05\x12\x17\n\x0fmachine_seconds\x18\r \x01(\x01*\x8e\x03\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x45VENT_TYPE_JOB_CREATED\x10\x01\x12\x1c\n\x18\x45VENT_TYPE_STAGE_STARTED\x10\x02\x12\x17\n\x13\x45VENT_TYPE_PROGRESS\x10\x03\x12\x1c\n\x18\x45VENT_TYPE_JOB_COMPLETED\x10\x04\x12\x19\n\x15\x45VENT_TYPE_JOB_FAILED\x10\x05\x12\x1a\n\x16\x45VENT_TYPE_JOB_ABORTED\x10\x06\x12\x1d\n\x19\x45VENT_TYPE_BATCH_INGESTED\x10\x07\x12\x1c\n\x18\x45VENT_TYPE_BATCH_EXPIRED\x10\x08\x12\x1a\n\x16\x45VENT_TYPE_JOB_STOPPED\x10\t\x12\x1c\n\x18\x45VENT_TYPE_JOB_RESTARTED\x10\n\x12(\n$EVENT_TYPE_JOB_COMPLETED_WITH_ERRORS\x10\x0b\x12\x1c\n\x18\x45VENT_TYPE_BATCH_CREATED\x10\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sluice.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENTTYPE']._serialized_start=303
-  _globals['_EVENTTYPE']._serialized_end=671
+  _globals['_EVENTTYPE']._serialized_start=360
+  _globals['_EVENTTYPE']._serialized_end=758
   _globals['_EVENT']._serialized_start=71
-  _globals['_EVENT']._serialized_end=300
+  _globals['_EVENT']._serialized_end=357
 # @@protoc_insertion_point(module_scope)

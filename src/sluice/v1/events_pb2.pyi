@@ -23,6 +23,7 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_JOB_STOPPED: _ClassVar[EventType]
     EVENT_TYPE_JOB_RESTARTED: _ClassVar[EventType]
     EVENT_TYPE_JOB_COMPLETED_WITH_ERRORS: _ClassVar[EventType]
+    EVENT_TYPE_BATCH_CREATED: _ClassVar[EventType]
 EVENT_TYPE_UNSPECIFIED: EventType
 EVENT_TYPE_JOB_CREATED: EventType
 EVENT_TYPE_STAGE_STARTED: EventType
@@ -35,9 +36,10 @@ EVENT_TYPE_BATCH_EXPIRED: EventType
 EVENT_TYPE_JOB_STOPPED: EventType
 EVENT_TYPE_JOB_RESTARTED: EventType
 EVENT_TYPE_JOB_COMPLETED_WITH_ERRORS: EventType
+EVENT_TYPE_BATCH_CREATED: EventType
 
 class Event(_message.Message):
-    __slots__ = ("event_id", "type", "workspace", "job_id", "batch_id", "stage", "time", "message", "items_done", "items_total")
+    __slots__ = ("event_id", "type", "workspace", "job_id", "batch_id", "stage", "time", "message", "items_done", "items_total", "state", "attempt", "machine_seconds")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +50,9 @@ class Event(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     ITEMS_DONE_FIELD_NUMBER: _ClassVar[int]
     ITEMS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    MACHINE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     type: EventType
     workspace: str
@@ -58,4 +63,7 @@ class Event(_message.Message):
     message: str
     items_done: int
     items_total: int
-    def __init__(self, event_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., workspace: _Optional[str] = ..., job_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., stage: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., items_done: _Optional[int] = ..., items_total: _Optional[int] = ...) -> None: ...
+    state: str
+    attempt: int
+    machine_seconds: float
+    def __init__(self, event_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., workspace: _Optional[str] = ..., job_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., stage: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., items_done: _Optional[int] = ..., items_total: _Optional[int] = ..., state: _Optional[str] = ..., attempt: _Optional[int] = ..., machine_seconds: _Optional[float] = ...) -> None: ...

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from sluice.v1 import common_pb2 as _common_pb2
+from sluice.v1 import events_pb2 as _events_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -48,6 +49,12 @@ class LogSeverity(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LOG_SEVERITY_INFO: _ClassVar[LogSeverity]
     LOG_SEVERITY_WARNING: _ClassVar[LogSeverity]
     LOG_SEVERITY_ERROR: _ClassVar[LogSeverity]
+
+class UsageGrouping(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    USAGE_GROUPING_UNSPECIFIED: _ClassVar[UsageGrouping]
+    USAGE_GROUPING_JOB: _ClassVar[UsageGrouping]
+    USAGE_GROUPING_DAY: _ClassVar[UsageGrouping]
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_QUEUED: JobState
 JOB_STATE_RUNNING: JobState
@@ -74,6 +81,9 @@ LOG_SEVERITY_UNSPECIFIED: LogSeverity
 LOG_SEVERITY_INFO: LogSeverity
 LOG_SEVERITY_WARNING: LogSeverity
 LOG_SEVERITY_ERROR: LogSeverity
+USAGE_GROUPING_UNSPECIFIED: UsageGrouping
+USAGE_GROUPING_JOB: UsageGrouping
+USAGE_GROUPING_DAY: UsageGrouping
 
 class Workflow(_message.Message):
     __slots__ = ("workflow_id", "version", "definition_json", "created_at")
@@ -114,7 +124,7 @@ class GetWorkflowRequest(_message.Message):
     def __init__(self, workflow_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class CreateJobRequest(_message.Message):
-    __slots__ = ("job_id", "workflow_id", "batch_id", "machine_type", "workers_per_machine", "save_image_outputs", "aggregation_format", "max_image_failure_rate", "workflow_params_json", "image_input_name", "image_outputs_to_save", "max_runtime_seconds", "max_parallel_tasks", "priority", "max_video_fps", "video_segment_seconds")
+    __slots__ = ("job_id", "workflow_id", "batch_id", "machine_type", "workers_per_machine", "save_image_outputs", "aggregation_format", "max_image_failure_rate", "workflow_params_json", "image_input_name", "image_outputs_to_save", "max_runtime_seconds", "max_parallel_tasks", "priority", "max_video_fps", "video_segment_seconds", "notifications_url")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
@@ -131,6 +141,7 @@ class CreateJobRequest(_message.Message):
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     MAX_VIDEO_FPS_FIELD_NUMBER: _ClassVar[int]
     VIDEO_SEGMENT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATIONS_URL_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     workflow_id: str
     batch_id: str
@@ -147,7 +158,8 @@ class CreateJobRequest(_message.Message):
     priority: int
     max_video_fps: float
     video_segment_seconds: float
-    def __init__(self, job_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., workers_per_machine: _Optional[int] = ..., save_image_outputs: _Optional[bool] = ..., aggregation_format: _Optional[_Union[_common_pb2.AggregationFormat, str]] = ..., max_image_failure_rate: _Optional[float] = ..., workflow_params_json: _Optional[str] = ..., image_input_name: _Optional[str] = ..., image_outputs_to_save: _Optional[_Iterable[str]] = ..., max_runtime_seconds: _Optional[float] = ..., max_parallel_tasks: _Optional[int] = ..., priority: _Optional[int] = ..., max_video_fps: _Optional[float] = ..., video_segment_seconds: _Optional[float] = ...) -> None: ...
+    notifications_url: str
+    def __init__(self, job_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., workers_per_machine: _Optional[int] = ..., save_image_outputs: _Optional[bool] = ..., aggregation_format: _Optional[_Union[_common_pb2.AggregationFormat, str]] = ..., max_image_failure_rate: _Optional[float] = ..., workflow_params_json: _Optional[str] = ..., image_input_name: _Optional[str] = ..., image_outputs_to_save: _Optional[_Iterable[str]] = ..., max_runtime_seconds: _Optional[float] = ..., max_parallel_tasks: _Optional[int] = ..., priority: _Optional[int] = ..., max_video_fps: _Optional[float] = ..., video_segment_seconds: _Optional[float] = ..., notifications_url: _Optional[str] = ...) -> None: ...
 
 class TaskCounts(_message.Message):
     __slots__ = ("waiting", "queued", "running", "done", "failed", "interrupted")
@@ -214,7 +226,7 @@ class Stage(_message.Message):
     def __init__(self, name: _Optional[str] = ..., state: _Optional[_Union[StageState, str]] = ..., tasks_done: _Optional[int] = ..., tasks_total: _Optional[int] = ..., items_done: _Optional[int] = ..., items_total: _Optional[int] = ..., items_failed: _Optional[int] = ..., output_batch_id: _Optional[str] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., task_counts: _Optional[_Union[TaskCounts, _Mapping]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "workflow_id", "workflow_version", "batch_id", "state", "current_stage", "machine_type", "workers_per_machine", "save_image_outputs", "aggregation_format", "stages", "notice", "error", "created_at", "updated_at", "max_image_failure_rate", "workflow_params_json", "image_outputs_to_save", "attempt", "max_runtime_seconds", "machine_seconds", "max_parallel_tasks", "priority", "tasks", "started_at", "ended_at", "input_type", "max_video_fps", "video_segment_seconds")
+    __slots__ = ("job_id", "workflow_id", "workflow_version", "batch_id", "state", "current_stage", "machine_type", "workers_per_machine", "save_image_outputs", "aggregation_format", "stages", "notice", "error", "created_at", "updated_at", "max_image_failure_rate", "workflow_params_json", "image_outputs_to_save", "attempt", "max_runtime_seconds", "machine_seconds", "max_parallel_tasks", "priority", "tasks", "started_at", "ended_at", "input_type", "max_video_fps", "video_segment_seconds", "notifications_url", "usage")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -244,6 +256,8 @@ class Job(_message.Message):
     INPUT_TYPE_FIELD_NUMBER: _ClassVar[int]
     MAX_VIDEO_FPS_FIELD_NUMBER: _ClassVar[int]
     VIDEO_SEGMENT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATIONS_URL_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     workflow_id: str
     workflow_version: int
@@ -273,7 +287,77 @@ class Job(_message.Message):
     input_type: _common_pb2.BatchType
     max_video_fps: float
     video_segment_seconds: float
-    def __init__(self, job_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., workflow_version: _Optional[int] = ..., batch_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., current_stage: _Optional[str] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., workers_per_machine: _Optional[int] = ..., save_image_outputs: _Optional[bool] = ..., aggregation_format: _Optional[_Union[_common_pb2.AggregationFormat, str]] = ..., stages: _Optional[_Iterable[_Union[Stage, _Mapping]]] = ..., notice: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_image_failure_rate: _Optional[float] = ..., workflow_params_json: _Optional[str] = ..., image_outputs_to_save: _Optional[_Iterable[str]] = ..., attempt: _Optional[int] = ..., max_runtime_seconds: _Optional[float] = ..., machine_seconds: _Optional[float] = ..., max_parallel_tasks: _Optional[int] = ..., priority: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input_type: _Optional[_Union[_common_pb2.BatchType, str]] = ..., max_video_fps: _Optional[float] = ..., video_segment_seconds: _Optional[float] = ...) -> None: ...
+    notifications_url: str
+    usage: Usage
+    def __init__(self, job_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., workflow_version: _Optional[int] = ..., batch_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., current_stage: _Optional[str] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., workers_per_machine: _Optional[int] = ..., save_image_outputs: _Optional[bool] = ..., aggregation_format: _Optional[_Union[_common_pb2.AggregationFormat, str]] = ..., stages: _Optional[_Iterable[_Union[Stage, _Mapping]]] = ..., notice: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_image_failure_rate: _Optional[float] = ..., workflow_params_json: _Optional[str] = ..., image_outputs_to_save: _Optional[_Iterable[str]] = ..., attempt: _Optional[int] = ..., max_runtime_seconds: _Optional[float] = ..., machine_seconds: _Optional[float] = ..., max_parallel_tasks: _Optional[int] = ..., priority: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input_type: _Optional[_Union[_common_pb2.BatchType, str]] = ..., max_video_fps: _Optional[float] = ..., video_segment_seconds: _Optional[float] = ..., notifications_url: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ...) -> None: ...
+
+class Usage(_message.Message):
+    __slots__ = ("cpu_seconds", "gpu_seconds", "credits")
+    CPU_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    GPU_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CREDITS_FIELD_NUMBER: _ClassVar[int]
+    cpu_seconds: float
+    gpu_seconds: float
+    credits: float
+    def __init__(self, cpu_seconds: _Optional[float] = ..., gpu_seconds: _Optional[float] = ..., credits: _Optional[float] = ...) -> None: ...
+
+class JobEstimate(_message.Message):
+    __slots__ = ("sample_items", "items_total", "sample_machine_seconds", "machine_seconds", "wall_seconds", "credits", "machine_type", "slots")
+    SAMPLE_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_MACHINE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MACHINE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CREDITS_FIELD_NUMBER: _ClassVar[int]
+    MACHINE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    sample_items: int
+    items_total: int
+    sample_machine_seconds: float
+    machine_seconds: float
+    wall_seconds: float
+    credits: float
+    machine_type: _common_pb2.MachineType
+    slots: int
+    def __init__(self, sample_items: _Optional[int] = ..., items_total: _Optional[int] = ..., sample_machine_seconds: _Optional[float] = ..., machine_seconds: _Optional[float] = ..., wall_seconds: _Optional[float] = ..., credits: _Optional[float] = ..., machine_type: _Optional[_Union[_common_pb2.MachineType, str]] = ..., slots: _Optional[int] = ...) -> None: ...
+
+class GetUsageRequest(_message.Message):
+    __slots__ = ("since", "until", "by")
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    by: UsageGrouping
+    def __init__(self, since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., by: _Optional[_Union[UsageGrouping, str]] = ...) -> None: ...
+
+class UsageRow(_message.Message):
+    __slots__ = ("key", "usage", "jobs")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    usage: Usage
+    jobs: int
+    def __init__(self, key: _Optional[str] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., jobs: _Optional[int] = ...) -> None: ...
+
+class GetUsageResponse(_message.Message):
+    __slots__ = ("rows", "total", "workspace")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_FIELD_NUMBER: _ClassVar[int]
+    rows: _containers.RepeatedCompositeFieldContainer[UsageRow]
+    total: Usage
+    workspace: str
+    def __init__(self, rows: _Optional[_Iterable[_Union[UsageRow, _Mapping]]] = ..., total: _Optional[_Union[Usage, _Mapping]] = ..., workspace: _Optional[str] = ...) -> None: ...
+
+class ListEventsRequest(_message.Message):
+    __slots__ = ("job_id", "follow")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    follow: bool
+    def __init__(self, job_id: _Optional[str] = ..., follow: _Optional[bool] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "states")

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from sluice.v1 import events_pb2 as sluice_dot_v1_dot_events__pb2
 from sluice.v1 import scheduler_pb2 as sluice_dot_v1_dot_scheduler__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -80,6 +81,21 @@ class SchedulerServiceStub:
                 request_serializer=sluice_dot_v1_dot_scheduler__pb2.FetchLogsRequest.SerializeToString,
                 response_deserializer=sluice_dot_v1_dot_scheduler__pb2.FetchLogsResponse.FromString,
                 _registered_method=True)
+        self.EstimateJob = channel.unary_unary(
+                '/sluice.v1.SchedulerService/EstimateJob',
+                request_serializer=sluice_dot_v1_dot_scheduler__pb2.CreateJobRequest.SerializeToString,
+                response_deserializer=sluice_dot_v1_dot_scheduler__pb2.JobEstimate.FromString,
+                _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/sluice.v1.SchedulerService/GetUsage',
+                request_serializer=sluice_dot_v1_dot_scheduler__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=sluice_dot_v1_dot_scheduler__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
+        self.ListEvents = channel.unary_stream(
+                '/sluice.v1.SchedulerService/ListEvents',
+                request_serializer=sluice_dot_v1_dot_scheduler__pb2.ListEventsRequest.SerializeToString,
+                response_deserializer=sluice_dot_v1_dot_events__pb2.Event.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -143,6 +159,28 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EstimateJob(self, request, context):
+        """Runs the workflow on a small random sample of the batch on a real worker and says what the
+        job would cost; starts no job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsage(self, request, context):
+        """Machine time and credits of the caller's workspace over a period, by job or by day.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEvents(self, request, context):
+        """A job's events from the events stream, oldest first; with follow, new ones as they come.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -190,6 +228,21 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.FetchLogs,
                     request_deserializer=sluice_dot_v1_dot_scheduler__pb2.FetchLogsRequest.FromString,
                     response_serializer=sluice_dot_v1_dot_scheduler__pb2.FetchLogsResponse.SerializeToString,
+            ),
+            'EstimateJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.EstimateJob,
+                    request_deserializer=sluice_dot_v1_dot_scheduler__pb2.CreateJobRequest.FromString,
+                    response_serializer=sluice_dot_v1_dot_scheduler__pb2.JobEstimate.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=sluice_dot_v1_dot_scheduler__pb2.GetUsageRequest.FromString,
+                    response_serializer=sluice_dot_v1_dot_scheduler__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'ListEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.ListEvents,
+                    request_deserializer=sluice_dot_v1_dot_scheduler__pb2.ListEventsRequest.FromString,
+                    response_serializer=sluice_dot_v1_dot_events__pb2.Event.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -436,6 +489,87 @@ class SchedulerService:
             '/sluice.v1.SchedulerService/FetchLogs',
             sluice_dot_v1_dot_scheduler__pb2.FetchLogsRequest.SerializeToString,
             sluice_dot_v1_dot_scheduler__pb2.FetchLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EstimateJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sluice.v1.SchedulerService/EstimateJob',
+            sluice_dot_v1_dot_scheduler__pb2.CreateJobRequest.SerializeToString,
+            sluice_dot_v1_dot_scheduler__pb2.JobEstimate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sluice.v1.SchedulerService/GetUsage',
+            sluice_dot_v1_dot_scheduler__pb2.GetUsageRequest.SerializeToString,
+            sluice_dot_v1_dot_scheduler__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sluice.v1.SchedulerService/ListEvents',
+            sluice_dot_v1_dot_scheduler__pb2.ListEventsRequest.SerializeToString,
+            sluice_dot_v1_dot_events__pb2.Event.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from sluice.v1 import common_pb2 as sluice_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17sluice/v1/staging.proto\x12\tsluice.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16sluice/v1/common.proto\"\x98\x02\n\x05\x42\x61tch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\"\n\x04type\x18\x02 \x01(\x0e\x32\x14.sluice.v1.BatchType\x12\x14\n\x0cobject_count\x18\x03 \x01(\x03\x12\x13\n\x0btotal_bytes\x18\x04 \x01(\x03\x12\x12\n\npart_count\x18\x05 \x01(\x05\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rsource_job_id\x18\x08 \x01(\t\x12#\n\x05parts\x18\t \x03(\x0b\x32\x14.sluice.v1.BatchPart\"E\n\tBatchPart\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x14\n\x0cobject_count\x18\x02 \x01(\x03\x12\x13\n\x0btotal_bytes\x18\x03 \x01(\x03\"J\n\x12\x43reateBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\"\n\x04type\x18\x02 \x01(\x0e\x32\x14.sluice.v1.BatchType\"N\n\x0bUploadChunk\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x11\n\tfile_name\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0c\n\x04last\x18\x04 \x01(\x08\"f\n\rUploadSummary\x12\x14\n\x0c\x66iles_stored\x18\x01 \x01(\x03\x12\x14\n\x0c\x62ytes_stored\x18\x02 \x01(\x03\x12)\n\x08rejected\x18\x03 \x03(\x0b\x32\x17.sluice.v1.RejectedFile\"1\n\x0cRejectedFile\x12\x11\n\tfile_name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\";\n\x12ListBatchesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Q\n\x13ListBatchesResponse\x12!\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x10.sluice.v1.Batch\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"#\n\x0fGetBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"~\n\x0b\x42\x61tchObject\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x12\n\npart_index\x18\x03 \x01(\x05\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12#\n\x05video\x18\x05 \x01(\x0b\x32\x14.sluice.v1.VideoInfo\"y\n\x17ListBatchContentRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x12\n\npart_index\x18\x04 \x01(\x05\x12\x11\n\tall_parts\x18\x05 \x01(\x08\"\\\n\x18ListBatchContentResponse\x12\'\n\x07objects\x18\x01 \x03(\x0b\x32\x16.sluice.v1.BatchObject\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"9\n\x16\x44ownloadObjectsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\r\n\x05names\x18\x02 \x03(\t\"M\n\rDownloadChunk\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\"i\n\x1aRegisterOutputBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\"\n\x04type\x18\x02 \x01(\x0e\x32\x14.sluice.v1.BatchType\x12\x15\n\rsource_job_id\x18\x03 \x01(\t\".\n\rBatchLocation\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t2\xe4\x04\n\x0eStagingService\x12>\n\x0b\x43reateBatch\x12\x1d.sluice.v1.CreateBatchRequest\x1a\x10.sluice.v1.Batch\x12\x41\n\x0bUploadFiles\x12\x16.sluice.v1.UploadChunk\x1a\x18.sluice.v1.UploadSummary(\x01\x12L\n\x0bListBatches\x12\x1d.sluice.v1.ListBatchesRequest\x1a\x1e.sluice.v1.ListBatchesResponse\x12\x38\n\x08GetBatch\x12\x1a.sluice.v1.GetBatchRequest\x1a\x10.sluice.v1.Batch\x12[\n\x10ListBatchContent\x12\".sluice.v1.ListBatchContentRequest\x1a#.sluice.v1.ListBatchContentResponse\x12P\n\x0f\x44ownloadObjects\x12!.sluice.v1.DownloadObjectsRequest\x1a\x18.sluice.v1.DownloadChunk0\x01\x12N\n\x13RegisterOutputBatch\x12%.sluice.v1.RegisterOutputBatchRequest\x1a\x10.sluice.v1.Batch\x12H\n\x10GetBatchLocation\x12\x1a.sluice.v1.GetBatchRequest\x1a\x18.sluice.v1.BatchLocationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17sluice/v1/staging.proto\x12\tsluice.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16sluice/v1/common.proto\"\x93\x03\n\x05\x42\x61tch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\"\n\x04type\x18\x02 \x01(\x0e\x32\x14.sluice.v1.BatchType\x12\x14\n\x0cobject_count\x18\x03 \x01(\x03\x12\x13\n\x0btotal_bytes\x18\x04 \x01(\x03\x12\x12\n\npart_count\x18\x05 \x01(\x05\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rsource_job_id\x18\x08 \x01(\t\x12#\n\x05parts\x18\t \x03(\x0b\x32\x14.sluice.v1.BatchPart\x12.\n\nexpired_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11notifications_url\x18\x0b \x01(\t\x12.\n\nheld_until\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\tBatchPart\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x14\n\x0cobject_count\x18\x02 \x01(\x03\x12\x13\n\x0btotal_bytes\x18\x03 \x01(\x03\"z\n\x12\x43reateBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\"\n\x04type\x18\x02 \x01(\x0e\x32\x14.sluice.v1.BatchType\x12\x19\n\x11notifications_url\x18\x03 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x01\"J\n\x10HoldBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x14\n\x0chold_seconds\x18\x03 \x01(\x01\"N\n\x0bUploadChunk\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x11\n\tfile_name\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0c\n\x04last\x18\x04 \x01(\x08\"f\n\rUploadSummary\x12\x14\n\x0c\x66iles_stored\x18\x01 \x01(\x03\x12\x14\n\x0c\x62ytes_stored\x18\x02 \x01(\x03\x12)\n\x08rejected\x18\x03 \x03(\x0b\x32\x17.sluice.v1.RejectedFile\"1\n\x0cRejectedFile\x12\x11\n\tfile_name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\";\n\x12ListBatchesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Q\n\x13ListBatchesResponse\x12!\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x10.sluice.v1.Batch\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"#\n\x0fGetBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"~\n\x0b\x42\x61tchObject\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x12\n\npart_index\x18\x03 \x01(\x05\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12#\n\x05video\x18\x05 \x01(\x0b\x32\x14.sluice.v1.VideoInfo\"y\n\x17ListBatchContentRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x12\n\npart_index\x18\x04 \x01(\x05\x12\x11\n\tall_parts\x18\x05 \x01(\x08\"\\\n\x18ListBatchContentResponse\x12\'\n\x07objects\x18\x01 \x03(\x0b\x32\x16.sluice.v1.BatchObject\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"9\n\x16\x44ownloadObjectsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\r\n\x05names\x18\x02 \x03(\t\"M\n\rDownloadChunk\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0c\n\x04last\x18\x03 \x01(\x08\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\"i\n\x1aRegisterOutputBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\"\n\x04type\x18\x02 \x01(\x0e\x32\x14.sluice.v1.BatchType\x12\x15\n\rsource_job_id\x18\x03 \x01(\t\".\n\rBatchLocation\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t2\xa0\x05\n\x0eStagingService\x12>\n\x0b\x43reateBatch\x12\x1d.sluice.v1.CreateBatchRequest\x1a\x10.sluice.v1.Batch\x12\x41\n\x0bUploadFiles\x12\x16.sluice.v1.UploadChunk\x1a\x18.sluice.v1.UploadSummary(\x01\x12L\n\x0bListBatches\x12\x1d.sluice.v1.ListBatchesRequest\x1a\x1e.sluice.v1.ListBatchesResponse\x12\x38\n\x08GetBatch\x12\x1a.sluice.v1.GetBatchRequest\x1a\x10.sluice.v1.Batch\x12[\n\x10ListBatchContent\x12\".sluice.v1.ListBatchContentRequest\x1a#.sluice.v1.ListBatchContentResponse\x12P\n\x0f\x44ownloadObjects\x12!.sluice.v1.DownloadObjectsRequest\x1a\x18.sluice.v1.DownloadChunk0\x01\x12N\n\x13RegisterOutputBatch\x12%.sluice.v1.RegisterOutputBatchRequest\x1a\x10.sluice.v1.Batch\x12H\n\x10GetBatchLocation\x12\x1a.sluice.v1.GetBatchRequest\x1a\x18.sluice.v1.BatchLocation\x12:\n\tHoldBatch\x12\x1b.sluice.v1.HoldBatchRequest\x1a\x10.sluice.v1.Batchb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,37 +34,39 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sluice.v1.staging_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_BATCH']._serialized_start=96
-  _globals['_BATCH']._serialized_end=376
-  _globals['_BATCHPART']._serialized_start=378
-  _globals['_BATCHPART']._serialized_end=447
-  _globals['_CREATEBATCHREQUEST']._serialized_start=449
-  _globals['_CREATEBATCHREQUEST']._serialized_end=523
-  _globals['_UPLOADCHUNK']._serialized_start=525
-  _globals['_UPLOADCHUNK']._serialized_end=603
-  _globals['_UPLOADSUMMARY']._serialized_start=605
-  _globals['_UPLOADSUMMARY']._serialized_end=707
-  _globals['_REJECTEDFILE']._serialized_start=709
-  _globals['_REJECTEDFILE']._serialized_end=758
-  _globals['_LISTBATCHESREQUEST']._serialized_start=760
-  _globals['_LISTBATCHESREQUEST']._serialized_end=819
-  _globals['_LISTBATCHESRESPONSE']._serialized_start=821
-  _globals['_LISTBATCHESRESPONSE']._serialized_end=902
-  _globals['_GETBATCHREQUEST']._serialized_start=904
-  _globals['_GETBATCHREQUEST']._serialized_end=939
-  _globals['_BATCHOBJECT']._serialized_start=941
-  _globals['_BATCHOBJECT']._serialized_end=1067
-  _globals['_LISTBATCHCONTENTREQUEST']._serialized_start=1069
-  _globals['_LISTBATCHCONTENTREQUEST']._serialized_end=1190
-  _globals['_LISTBATCHCONTENTRESPONSE']._serialized_start=1192
-  _globals['_LISTBATCHCONTENTRESPONSE']._serialized_end=1284
-  _globals['_DOWNLOADOBJECTSREQUEST']._serialized_start=1286
-  _globals['_DOWNLOADOBJECTSREQUEST']._serialized_end=1343
-  _globals['_DOWNLOADCHUNK']._serialized_start=1345
-  _globals['_DOWNLOADCHUNK']._serialized_end=1422
-  _globals['_REGISTEROUTPUTBATCHREQUEST']._serialized_start=1424
-  _globals['_REGISTEROUTPUTBATCHREQUEST']._serialized_end=1529
-  _globals['_BATCHLOCATION']._serialized_start=1531
-  _globals['_BATCHLOCATION']._serialized_end=1577
-  _globals['_STAGINGSERVICE']._serialized_start=1580
-  _globals['_STAGINGSERVICE']._serialized_end=2192
+  _globals['_BATCH']._serialized_end=499
+  _globals['_BATCHPART']._serialized_start=501
+  _globals['_BATCHPART']._serialized_end=570
+  _globals['_CREATEBATCHREQUEST']._serialized_start=572
+  _globals['_CREATEBATCHREQUEST']._serialized_end=694
+  _globals['_HOLDBATCHREQUEST']._serialized_start=696
+  _globals['_HOLDBATCHREQUEST']._serialized_end=770
+  _globals['_UPLOADCHUNK']._serialized_start=772
+  _globals['_UPLOADCHUNK']._serialized_end=850
+  _globals['_UPLOADSUMMARY']._serialized_start=852
+  _globals['_UPLOADSUMMARY']._serialized_end=954
+  _globals['_REJECTEDFILE']._serialized_start=956
+  _globals['_REJECTEDFILE']._serialized_end=1005
+  _globals['_LISTBATCHESREQUEST']._serialized_start=1007
+  _globals['_LISTBATCHESREQUEST']._serialized_end=1066
+  _globals['_LISTBATCHESRESPONSE']._serialized_start=1068
+  _globals['_LISTBATCHESRESPONSE']._serialized_end=1149
+  _globals['_GETBATCHREQUEST']._serialized_start=1151
+  _globals['_GETBATCHREQUEST']._serialized_end=1186
+  _globals['_BATCHOBJECT']._serialized_start=1188
+  _globals['_BATCHOBJECT']._serialized_end=1314
+  _globals['_LISTBATCHCONTENTREQUEST']._serialized_start=1316
+  _globals['_LISTBATCHCONTENTREQUEST']._serialized_end=1437
+  _globals['_LISTBATCHCONTENTRESPONSE']._serialized_start=1439
+  _globals['_LISTBATCHCONTENTRESPONSE']._serialized_end=1531
+  _globals['_DOWNLOADOBJECTSREQUEST']._serialized_start=1533
+  _globals['_DOWNLOADOBJECTSREQUEST']._serialized_end=1590
+  _globals['_DOWNLOADCHUNK']._serialized_start=1592
+  _globals['_DOWNLOADCHUNK']._serialized_end=1669
+  _globals['_REGISTEROUTPUTBATCHREQUEST']._serialized_start=1671
+  _globals['_REGISTEROUTPUTBATCHREQUEST']._serialized_end=1776
+  _globals['_BATCHLOCATION']._serialized_start=1778
+  _globals['_BATCHLOCATION']._serialized_end=1824
+  _globals['_STAGINGSERVICE']._serialized_start=1827
+  _globals['_STAGINGSERVICE']._serialized_end=2499
 # @@protoc_insertion_point(module_scope)

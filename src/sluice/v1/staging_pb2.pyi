@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Batch(_message.Message):
-    __slots__ = ("batch_id", "type", "object_count", "total_bytes", "part_count", "created_at", "expires_at", "source_job_id", "parts")
+    __slots__ = ("batch_id", "type", "object_count", "total_bytes", "part_count", "created_at", "expires_at", "source_job_id", "parts", "expired_at", "notifications_url", "held_until")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     OBJECT_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,9 @@ class Batch(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_JOB_ID_FIELD_NUMBER: _ClassVar[int]
     PARTS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_AT_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATIONS_URL_FIELD_NUMBER: _ClassVar[int]
+    HELD_UNTIL_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     type: _common_pb2.BatchType
     object_count: int
@@ -30,7 +33,10 @@ class Batch(_message.Message):
     expires_at: _timestamp_pb2.Timestamp
     source_job_id: str
     parts: _containers.RepeatedCompositeFieldContainer[BatchPart]
-    def __init__(self, batch_id: _Optional[str] = ..., type: _Optional[_Union[_common_pb2.BatchType, str]] = ..., object_count: _Optional[int] = ..., total_bytes: _Optional[int] = ..., part_count: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source_job_id: _Optional[str] = ..., parts: _Optional[_Iterable[_Union[BatchPart, _Mapping]]] = ...) -> None: ...
+    expired_at: _timestamp_pb2.Timestamp
+    notifications_url: str
+    held_until: _timestamp_pb2.Timestamp
+    def __init__(self, batch_id: _Optional[str] = ..., type: _Optional[_Union[_common_pb2.BatchType, str]] = ..., object_count: _Optional[int] = ..., total_bytes: _Optional[int] = ..., part_count: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source_job_id: _Optional[str] = ..., parts: _Optional[_Iterable[_Union[BatchPart, _Mapping]]] = ..., expired_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., notifications_url: _Optional[str] = ..., held_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class BatchPart(_message.Message):
     __slots__ = ("index", "object_count", "total_bytes")
@@ -43,12 +49,26 @@ class BatchPart(_message.Message):
     def __init__(self, index: _Optional[int] = ..., object_count: _Optional[int] = ..., total_bytes: _Optional[int] = ...) -> None: ...
 
 class CreateBatchRequest(_message.Message):
-    __slots__ = ("batch_id", "type")
+    __slots__ = ("batch_id", "type", "notifications_url", "ttl_seconds")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATIONS_URL_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     type: _common_pb2.BatchType
-    def __init__(self, batch_id: _Optional[str] = ..., type: _Optional[_Union[_common_pb2.BatchType, str]] = ...) -> None: ...
+    notifications_url: str
+    ttl_seconds: float
+    def __init__(self, batch_id: _Optional[str] = ..., type: _Optional[_Union[_common_pb2.BatchType, str]] = ..., notifications_url: _Optional[str] = ..., ttl_seconds: _Optional[float] = ...) -> None: ...
+
+class HoldBatchRequest(_message.Message):
+    __slots__ = ("batch_id", "job_id", "hold_seconds")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    job_id: str
+    hold_seconds: float
+    def __init__(self, batch_id: _Optional[str] = ..., job_id: _Optional[str] = ..., hold_seconds: _Optional[float] = ...) -> None: ...
 
 class UploadChunk(_message.Message):
     __slots__ = ("batch_id", "file_name", "data", "last")

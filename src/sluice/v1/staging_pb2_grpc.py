@@ -75,6 +75,11 @@ class StagingServiceStub:
                 request_serializer=sluice_dot_v1_dot_staging__pb2.GetBatchRequest.SerializeToString,
                 response_deserializer=sluice_dot_v1_dot_staging__pb2.BatchLocation.FromString,
                 _registered_method=True)
+        self.HoldBatch = channel.unary_unary(
+                '/sluice.v1.StagingService/HoldBatch',
+                request_serializer=sluice_dot_v1_dot_staging__pb2.HoldBatchRequest.SerializeToString,
+                response_deserializer=sluice_dot_v1_dot_staging__pb2.Batch.FromString,
+                _registered_method=True)
 
 
 class StagingServiceServicer:
@@ -134,6 +139,14 @@ class StagingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def HoldBatch(self, request, context):
+        """Keeps a batch from expiring while a job uses it (service-to-service only); refuses an
+        expired batch with FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StagingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -176,6 +189,11 @@ def add_StagingServiceServicer_to_server(servicer, server):
                     servicer.GetBatchLocation,
                     request_deserializer=sluice_dot_v1_dot_staging__pb2.GetBatchRequest.FromString,
                     response_serializer=sluice_dot_v1_dot_staging__pb2.BatchLocation.SerializeToString,
+            ),
+            'HoldBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.HoldBatch,
+                    request_deserializer=sluice_dot_v1_dot_staging__pb2.HoldBatchRequest.FromString,
+                    response_serializer=sluice_dot_v1_dot_staging__pb2.Batch.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -395,6 +413,33 @@ class StagingService:
             '/sluice.v1.StagingService/GetBatchLocation',
             sluice_dot_v1_dot_staging__pb2.GetBatchRequest.SerializeToString,
             sluice_dot_v1_dot_staging__pb2.BatchLocation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HoldBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sluice.v1.StagingService/HoldBatch',
+            sluice_dot_v1_dot_staging__pb2.HoldBatchRequest.SerializeToString,
+            sluice_dot_v1_dot_staging__pb2.Batch.FromString,
             options,
             channel_credentials,
             insecure,
