@@ -27,6 +27,7 @@ from sluice.cli.job_states import ENDED
 from sluice.clients import aio_channel, scheduler_stub, user_metadata
 from sluice.messaging import connect
 from sluice.stack.state import Layout, StackFile, load_credentials
+from sluice.stack.supervisor import NATS_USER
 from sluice.v1 import scheduler_pb2, tasks_pb2
 
 JOB_ID = "bench"
@@ -169,8 +170,9 @@ class FirstResult:
         self.at: float | None = None
         self._client: Client | None = None
 
-    async def start(self, nats_url: str) -> None:
-        client = await connect(nats_url, "sluice-bench")
+    async def start(self, nats_url: str, password: str) -> None:
+        """Connect as the services' NATS user (`password`: the stack's internal token)."""
+        client = await connect(nats_url, "sluice-bench", NATS_USER, password)
         self._client = client
 
         async def on_result(message: Msg) -> None:
@@ -206,7 +208,7 @@ async def _timed_job(
     nats_port = StackFile.load(Layout(state)).parts["nats"].port
     await cli(state, "workflows", "create", "--workflow-id", WORKFLOW_ID, "--file", str(WORKFLOW_FILE))
     listener = FirstResult()
-    await listener.start(f"nats://127.0.0.1:{nats_port}")
+    await listener.start(f"nats://127.0.0.1:{nats_port}", Layout(state).token_file.read_text().strip())
     watcher = JobWatcher(credentials["scheduler_address"], credentials["api_key"])
     watching = asyncio.create_task(watcher.run())
     try:

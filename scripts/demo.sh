@@ -21,6 +21,7 @@ JOB=demo-$(date +%Y%m%d-%H%M%S)
 $SLUICE batch-processing process-images-with-workflow --workflow-id text-reading \
   --batch-id demo-photographs --job-id "$JOB" --save-image-outputs --wait
 $SLUICE batch-processing show-job-details --job-id "$JOB"
+$SLUICE events --job-id "$JOB"
 $SLUICE data-staging export-batch --batch-id "$JOB-export" --target-dir "demo-output/$JOB"
 .venv/bin/python scripts/demo_summary.py "demo-output/$JOB"
 
@@ -35,5 +36,8 @@ $SLUICE batch-processing process-videos-with-workflow --workflow-id track-shapes
   --job-id "$JOB-video" --max-video-fps 5 --video-segment-seconds 10 --save-image-outputs --wait
 $SLUICE data-staging export-batch --batch-id "$JOB-video-export" --target-dir "demo-output/$JOB-video"
 .venv/bin/python scripts/demo_video.py summary "demo-output/$JOB-video"
+echo
+echo "== what the jobs cost (machine time by machine type, credits)"
+$SLUICE usage --by job
 echo
 echo "The stack is still up ('$SLUICE status'); stop it with '$SLUICE down'."

@@ -25,6 +25,7 @@ from sluice_staging.server import RunningStaging
 from sluice_staging.server import start as start_staging
 from sluice_staging.servicer import StagingOptions
 from tests.images import photographs
+from tests.staging_server import MovableClock
 
 WORKFLOW = (
     '{"version": "1.0", "inputs": [{"type": "WorkflowImage", "name": "image"}], "steps": ['
@@ -43,6 +44,8 @@ class Mesh:
     scheduler: RunningScheduler
     channels: list[grpc.aio.Channel]
     keys: dict[str, str]
+    # Staging's clock: tests move it to expire batches.
+    clock: MovableClock = dataclasses.field(default_factory=MovableClock)
 
     def md(self, workspace: str = "alpha") -> Any:
         return user_metadata(self.keys[workspace])
@@ -64,10 +67,11 @@ class Mesh:
 
 @pytest.fixture
 async def mesh(settings: Settings, api_keys: Any) -> AsyncIterator[Mesh]:
-    staging = await start_staging(settings, "127.0.0.1:0", StagingOptions())
+    clock = MovableClock()
+    staging = await start_staging(settings, "127.0.0.1:0", StagingOptions(clock=clock))
     settings = dataclasses.replace(settings, staging_address=f"127.0.0.1:{staging.port}")
     scheduler = await start_scheduler(settings, "127.0.0.1:0", SchedulerOptions(task_size=3))
-    mesh = Mesh(settings, staging, scheduler, [], api_keys[1])
+    mesh = Mesh(settings, staging, scheduler, [], api_keys[1], clock=clock)
     st = mesh.staging_stub()
     await st.CreateBatch(
         staging_pb2.CreateBatchRequest(batch_id="pics", type=common_pb2.BATCH_TYPE_IMAGES), metadata=mesh.md()

@@ -1,10 +1,11 @@
 """A real staging service on a free port for tests (Postgres, NATS and the object store of the
-`settings` fixture), and a gRPC stub connected to it."""
+`settings` fixture), and a gRPC stub connected to it; a clock tests move instead of waiting."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -16,6 +17,20 @@ from sluice_staging.server import RunningStaging, start
 from sluice_staging.servicer import StagingOptions
 
 
+class MovableClock:
+    """StagingOptions.clock for tests: the real time plus an offset that `advance` moves on."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, **delta: float) -> None:
+        """Move the clock on, e.g. advance(days=8)."""
+        self.offset += timedelta(**delta)
+
+
 @dataclass
 class Staging:
     """A running staging service and a stub connected to it."""
@@ -24,6 +39,11 @@ class Staging:
     channel: grpc.aio.Channel
     stub: Any
     stopped: bool = False
+
+    async def sweep(self) -> list[tuple[str, str]]:
+        """Run one expiry sweep now; the (workspace, batch id) of the batches it purged."""
+        assert self.running.expiry is not None
+        return await self.running.expiry.sweep()
 
     async def stop(self) -> None:
         if not self.stopped:
@@ -37,7 +57,8 @@ Launch = Callable[..., Awaitable[Staging]]
 
 @pytest.fixture
 async def launch(settings: Settings) -> AsyncIterator[Launch]:
-    """Starts staging on a free port with the given StagingOptions fields; stops it afterwards."""
+    """Starts staging on a free port with the given StagingOptions fields (e.g.
+    `clock=MovableClock()`); stops it afterwards."""
     started: list[Staging] = []
 
     async def _launch(**options: Any) -> Staging:

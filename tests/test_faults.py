@@ -109,8 +109,9 @@ class ProgressWatch:
     It keeps reconnecting while NATS is down (the watchdog brings it back on the same port).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, password: str) -> None:
         self.url = url
+        self._password = password  # the services' NATS user's: the stack's internal token
         self._lock = threading.Lock()
         self._seen: dict[str, list[tuple[float, tasks_pb2.TaskProgress]]] = defaultdict(list)
         self._uids: dict[str, str] = {}  # job id -> uid
@@ -134,6 +135,8 @@ class ProgressWatch:
 
         self._nc = await nats.connect(
             self.url,
+            user="sluice",
+            password=self._password,
             name="test-faults-progress",
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.2,
@@ -405,7 +408,8 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
         sluice(
             state, "up", "--workers-per-machine", "2", env={**os.environ, "SLUICE_TASK_SIZE": str(TASK_SIZE)}
         )
-        progress = ProgressWatch(f"nats://127.0.0.1:{stack_record(state, 'nats')['port']}")
+        token = (state / "internal_token").read_text().strip()
+        progress = ProgressWatch(f"nats://127.0.0.1:{stack_record(state, 'nats')['port']}", token)
         output = yolov8_output(
             [(100.0, 120.0, 80.0, 60.0)], [0], [0.9], num_classes=len(CLASSES), extra_anchors=3
         )

@@ -22,7 +22,7 @@ from sluice.cli.main import main
 from sluice.clients import internal_metadata, user_metadata
 from sluice.config import Settings
 from sluice.ids import ID_RULE
-from sluice.messaging import EVENTS_STREAM, event_subject
+from sluice.messaging import event_subject, events_stream
 from sluice.storage import ObjectStore
 from sluice.v1 import common_pb2, events_pb2, staging_pb2
 from sluice_staging.__main__ import _batch_ttl
@@ -357,7 +357,6 @@ async def test_workspaces_are_isolated(staging: Staging, alpha: Any, beta: Any) 
     request = staging_pb2.GetBatchRequest(batch_id="private")
     for call in (
         staging.stub.GetBatch(request, metadata=beta),
-        staging.stub.GetBatchLocation(request, metadata=beta),
         staging.stub.ListBatchContent(
             staging_pb2.ListBatchContentRequest(batch_id="private", all_parts=True), metadata=beta
         ),
@@ -448,7 +447,7 @@ async def test_batch_ingested_event_lands_on_the_events_stream(
     await create(staging, alpha, batch_id)
     await upload(staging, alpha, batch_id, [(f"{i}.jpg", jpeg(i)) for i in range(3)])
     message = await nats_client.jetstream().get_last_msg(
-        EVENTS_STREAM, event_subject("alpha", "batch_ingested")
+        events_stream("alpha"), event_subject("alpha", "batch_ingested")
     )
     event = events_pb2.Event.FromString(message.data)
     assert event.type == events_pb2.EVENT_TYPE_BATCH_INGESTED
@@ -461,9 +460,9 @@ async def test_expired_batches_are_refused(launch: Launch, alpha: Any) -> None:
     staging = await launch(batch_ttl=timedelta(0))
     await create(staging, alpha, "gone")
     request = staging_pb2.GetBatchRequest(batch_id="gone")
+    described = await staging.stub.GetBatch(request, metadata=alpha)  # it says when it expires
+    assert described.expires_at == described.created_at
     for call in (
-        staging.stub.GetBatch(request, metadata=alpha),
-        staging.stub.GetBatchLocation(request, metadata=alpha),
         staging.stub.ListBatchContent(staging_pb2.ListBatchContentRequest(batch_id="gone"), metadata=alpha),
         download(staging, alpha, "gone"),
         upload(staging, alpha, "gone", [("a.jpg", jpeg(1))]),

@@ -24,6 +24,20 @@ def _rate(name: str, default: float) -> float:
     return rate
 
 
+def _days(name: str, default_s: float) -> float:
+    """A positive number of days in SLUICE_<name>, as seconds."""
+    value = _env(name)
+    if not value:
+        return default_s
+    try:
+        days = float(value)
+    except ValueError:
+        days = 0.0
+    if not 0 < days < 36500:
+        raise SystemExit(f"SLUICE_{name} must be a positive number of days, not {value!r}")
+    return days * 86400.0
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where a process finds the rest of the mesh."""
@@ -34,11 +48,11 @@ class Settings:
     staging_address: str = "127.0.0.1:50051"
     scheduler_address: str = "127.0.0.1:50052"
     api_keys_file: Path | None = None
-    internal_token: str = ""
+    internal_token: str = field(default="", repr=False)
     log_level: str = "INFO"
     # NATS user of the services (empty: the server has no authorization) and its password.
     nats_user: str = ""
-    nats_password: str = ""
+    nats_password: str = field(default="", repr=False)
     # Where the scheduler writes the NATS users of API keys (an include of the server's
     # configuration) and the server's pid file, to reload it; empty: NATS users are not managed.
     nats_users_file: Path | None = None
@@ -46,6 +60,8 @@ class Settings:
     # Credits charged per hour of machine time.
     credits_per_cpu_hour: float = 1.0
     credits_per_gpu_hour: float = 4.0
+    # How long the events stream of a workspace keeps an event (SLUICE_EVENTS_MAX_AGE_DAYS).
+    events_max_age_s: float = 7 * 86400.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -67,6 +83,7 @@ class Settings:
             nats_pid_file=Path(pid_file) if pid_file else None,
             credits_per_cpu_hour=_rate("CREDITS_PER_CPU_HOUR", cls.credits_per_cpu_hour),
             credits_per_gpu_hour=_rate("CREDITS_PER_GPU_HOUR", cls.credits_per_gpu_hour),
+            events_max_age_s=_days("EVENTS_MAX_AGE_DAYS", cls.events_max_age_s),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -83,6 +100,7 @@ class Settings:
             "SLUICE_NATS_PASSWORD": self.nats_password,
             "SLUICE_CREDITS_PER_CPU_HOUR": repr(self.credits_per_cpu_hour),
             "SLUICE_CREDITS_PER_GPU_HOUR": repr(self.credits_per_gpu_hour),
+            "SLUICE_EVENTS_MAX_AGE_DAYS": repr(self.events_max_age_s / 86400.0),
         }
         if self.api_keys_file:
             env["SLUICE_API_KEYS_FILE"] = str(self.api_keys_file)

@@ -5,9 +5,11 @@ grpc.reflection.v1alpha. grpcio-reflection ships only v1alpha; v1 is the same fi
 package, so its messages are the same on the wire: one servicer serves both, and v1's descriptor,
 built from v1alpha's, is added to the default pool so that v1 can be described like any service.
 
-Every handler runs inside `_guard`: the caller's workspace is resolved from its metadata and put in a
-context variable (`current_workspace()`), and a SluiceError becomes its gRPC status with the public
-message; any other exception is logged and becomes INTERNAL without leaking details.
+Every handler runs inside the guard: the caller is resolved from its metadata (`KeyRing.caller_for`)
+and put in a context variable (`current_caller()`, `current_workspace()`); a method its servicer
+lists in `internal_only` refuses API keys and one in `admin_only` refuses keys that are not admin
+keys (PERMISSION_DENIED); a SluiceError becomes its gRPC status with the public message; any other
+exception is logged and becomes INTERNAL without leaking details.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -22,20 +25,51 @@ from google.protobuf import descriptor_pb2, descriptor_pool, text_format
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
-from sluice.auth import KeyRing
-from sluice.errors import SluiceError
+from sluice.auth import Caller, KeyRing
+from sluice.errors import PermissionDenied, SluiceError
 
 log = logging.getLogger(__name__)
 
-_workspace: contextvars.ContextVar[str] = contextvars.ContextVar("sluice_workspace")
+_caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("sluice_caller")
 _OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 _REFLECTION_V1_FILE = "grpc/reflection/v1/reflection.proto"
 
 
+def current_caller() -> Caller:
+    """Who made the request being handled."""
+    return _caller.get()
+
+
 def current_workspace() -> str:
     """The workspace of the request being handled."""
-    return _workspace.get()
+    return _caller.get().workspace
+
+
+@dataclass
+class _Access:
+    """Full method names ('/pkg.Service/Method') that only services, or only admin keys, may call."""
+
+    internal_only: set[str] = field(default_factory=set)
+    admin_only: set[str] = field(default_factory=set)
+
+    def add(self, servicer: Any, service_name: str) -> None:
+        for attribute in ("internal_only", "admin_only"):
+            names = set(getattr(servicer, attribute, ()))
+            if not names:
+                continue
+            methods = descriptor_pool.Default().FindServiceByName(service_name).methods_by_name
+            unknown = names - set(methods)
+            if unknown:
+                raise ValueError(f"{service_name} has no method {', '.join(sorted(unknown))} ({attribute})")
+            getattr(self, attribute).update(f"/{service_name}/{name}" for name in names)
+
+    def check(self, method: str, caller: Caller) -> None:
+        name = method.rsplit("/", 1)[-1]
+        if method in self.internal_only and not caller.internal:
+            raise PermissionDenied(f"{name} is for Sluice services only")
+        if method in self.admin_only and not caller.may_administer:
+            raise PermissionDenied(f"{name} needs an admin API key")
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: Exception, method: str) -> None:
@@ -46,8 +80,9 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception, method: st
 
 
 class _GuardInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, keys: KeyRing) -> None:
+    def __init__(self, keys: KeyRing, access: _Access) -> None:
         self._keys = keys
+        self._access = access
 
     async def intercept_service(
         self,
@@ -58,18 +93,20 @@ class _GuardInterceptor(grpc.aio.ServerInterceptor):
         method = details.method
         if handler is None or method.startswith(_OPEN_SERVICES):
             return handler
-        keys = self._keys
+        keys, access = self._keys, self._access
 
-        def scope(context: grpc.aio.ServicerContext) -> None:
+        async def scope(context: grpc.aio.ServicerContext) -> None:
             metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-            _workspace.set(keys.workspace_for(metadata))
+            caller = await keys.caller_for(metadata)
+            access.check(method, caller)
+            _caller.set(caller)
 
         if handler.unary_unary or handler.stream_unary:
             inner = handler.unary_unary or handler.stream_unary
 
             async def unary_response(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 try:
-                    scope(context)
+                    await scope(context)
                     return await inner(request, context)
                 except grpc.aio.AbortError:
                     raise
@@ -91,7 +128,7 @@ class _GuardInterceptor(grpc.aio.ServerInterceptor):
 
         async def stream_response(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             try:
-                scope(context)
+                await scope(context)
                 async for item in inner_stream(request, context):
                     yield item
             except grpc.aio.AbortError:
@@ -150,10 +187,14 @@ async def start_server(
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
     """Start a server at `address` (port 0 picks one); returns it, its health servicer and port.
 
-    `services` holds (add_XServicer_to_server, servicer, full service name) triples.
+    `services` holds (add_XServicer_to_server, servicer, full service name) triples; a servicer's
+    `internal_only` and `admin_only` (method names) restrict who may call those methods. The key
+    ring is started first (it reads the keys file and creates its workspaces' rows).
     """
+    await keys.start()
+    access = _Access()
     server = grpc.aio.server(
-        interceptors=[_GuardInterceptor(keys)],
+        interceptors=[_GuardInterceptor(keys, access)],
         options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
@@ -163,6 +204,7 @@ async def start_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     own: list[str] = []
     for register, servicer, name in services:
+        access.add(servicer, name)
         register(servicer, server)
         own.append(name)
     health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name

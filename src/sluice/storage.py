@@ -106,6 +106,25 @@ def remove_object(folder_url: str, name: str) -> None:
     fs.rm_file(path)
 
 
+def remove_folder(url: str) -> int:
+    """Delete every object under the folder `url` (temporaries and `.sluice/` files too), then the
+    folder itself; return how many objects were deleted. A missing folder or object is no error,
+    so a deletion cut short can simply run again."""
+    fs, root = filesystem(url)
+    if not fs.exists(root):
+        return 0
+    # find() walks the folder; its paths are removed one by one (no glob-expanding method).
+    paths = [p for p in fs.find(root) if p.startswith(root.rstrip("/") + "/")]
+    for path in paths:
+        try:
+            fs.rm_file(path)
+        except FileNotFoundError:
+            continue
+    if isinstance(fs, LocalFileSystem):
+        shutil.rmtree(root, ignore_errors=True)  # the folders left empty
+    return len(paths)
+
+
 def list_objects(url: str) -> dict[str, int]:
     """Every object under `url`, by name relative to it, with its size (temporaries skipped)."""
     fs, root = filesystem(url)

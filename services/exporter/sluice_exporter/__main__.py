@@ -37,7 +37,9 @@ async def serve(stop: asyncio.Event, settings: Settings, args: argparse.Namespac
     if args.health_address:
         keys = KeyRing(settings.api_keys_file, settings.internal_token)
         health_server = await start_server([], args.health_address, keys)
-    nc = await messaging.connect(settings.nats_url, "sluice-exporter")
+    nc = await messaging.connect(
+        settings.nats_url, "sluice-exporter", settings.nats_user, settings.nats_password
+    )
     try:
         await serve_exports(nc, stop, slots=args.slots, worker_id=args.worker_id)
     finally:

@@ -8,6 +8,7 @@ import os
 
 from sluice import runtime
 from sluice.config import Settings
+from sluice.webhooks import DeliveryPolicy
 from sluice_scheduler.coordinator import SchedulerOptions
 
 
@@ -28,7 +29,11 @@ def main(argv: list[str] | None = None) -> None:
         "autoscalers; default: not served)",
     )
     args = parser.parse_args(argv)
-    options = SchedulerOptions(task_size=max(1, args.task_size), backlog_address=args.backlog_address)
+    options = SchedulerOptions(
+        task_size=max(1, args.task_size),
+        backlog_address=args.backlog_address,
+        webhooks=DeliveryPolicy.from_env(),
+    )
 
     from sluice_scheduler.service import serve
 

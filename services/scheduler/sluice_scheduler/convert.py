@@ -121,6 +121,7 @@ def job(
     notice: str,
     machine_seconds: float = 0.0,
     tasks: list[asyncpg.Record] | None = None,
+    usage: scheduler_pb2.Usage | None = None,
 ) -> scheduler_pb2.Job:
     message = scheduler_pb2.Job(
         job_id=row["job_id"],
@@ -150,7 +151,10 @@ def job(
         input_type=INPUT_TYPES.get(row["input_type"], common_pb2.BATCH_TYPE_IMAGES),
         max_video_fps=row["max_video_fps"],
         video_segment_seconds=row["video_segment_s"],
+        notifications_url=row["notifications_url"],
     )
+    if usage is not None:
+        message.usage.CopyFrom(usage)
     if row["started_at"] is not None:
         message.started_at.CopyFrom(timestamp(row["started_at"]))
     if row["ended_at"] is not None:

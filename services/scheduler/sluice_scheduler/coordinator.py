@@ -11,35 +11,38 @@ import asyncio
 import json
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from sluice import messaging
+from sluice import messaging, webhooks
 from sluice.errors import FailedPrecondition, InvalidArgument, NotFound
 from sluice.ids import new_id, validate_id
 from sluice.models.catalog import MappingCatalog, ModelCatalog
 from sluice.models.references import referenced_model_ids
 from sluice.models.registry import known_models
 from sluice.storage import ObjectStore
-from sluice.v1 import common_pb2, events_pb2, scheduler_pb2, tasks_pb2
+from sluice.v1 import common_pb2, events_pb2, scheduler_pb2, staging_pb2, tasks_pb2
+from sluice.webhooks import DeliveryPolicy
 from sluice.workflow import compile_workflow
-from sluice_scheduler import planning
+from sluice_scheduler import batch_holds, planning
 from sluice_scheduler.dispatcher import KINDS, Dispatcher
-from sluice_scheduler.events import publish_event
 from sluice_scheduler.job_logs import ERROR, INFO, WARNING, JobLogs
 from sluice_scheduler.job_options import (
     FORMAT_NAMES,
+    JobLimits,
     format_enum,
     job_limits,
     job_parameters,
     parse_parameters,
 )
+from sluice_scheduler.notifications import JobEvents, JobWebhooks
 from sluice_scheduler.repository import (
     ENDED,
+    ESTIMATE,
     RESTARTABLE,
     JobChanges,
     Repository,
@@ -47,7 +50,8 @@ from sluice_scheduler.repository import (
     not_restartable,
 )
 from sluice_scheduler.staging_client import StagingClient
-from sluice_scheduler.task_records import TaskRecords
+from sluice_scheduler.task_records import RecordedProgress, TaskRecords
+from sluice_scheduler.usage import CreditRates
 from sluice_scheduler.video_planning import is_video_batch, video_options, video_tasks
 from sluice_scheduler.workers_seen import WorkersSeen
 
@@ -58,6 +62,7 @@ NO_FAILURE_LIMIT = 1.0
 MAX_PRIORITY = 1000
 # Workers are told again to stop a halted job's tasks for this long (a worker may have missed it).
 RESEND_STOP_FOR_S = 30.0
+"""jobs.kind of the internal jobs that run an estimate's sample ('job' for the others)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,31 @@ class SchedulerOptions:
     task_size: int = 50
     backlog_address: str | None = None
     """host:port of the GET /backlog endpoint for autoscalers; None serves none."""
+    webhooks: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    """Timeout, backoff and giving up of webhook deliveries (SLUICE_WEBHOOK_*)."""
+    hold_renew_s: float = batch_holds.RENEW_EVERY_S
+    """How often the holds on active jobs' batches are renewed (batch_holds.py)."""
+
+
+@dataclass(frozen=True)
+class CheckedJob:
+    """A CreateJobRequest that passed every check, with what the checks looked up."""
+
+    job_id: str
+    machine: str
+    fmt: str
+    max_rate: float
+    limits: JobLimits
+    workflow: asyncpg.Record
+    params_json: str
+    save_images: bool
+    batch: staging_pb2.Batch
+    videos: bool
+    max_fps: float
+    segment_s: float
+    objects: list[staging_pb2.BatchObject]
+    names: list[str]
+    input_url: str
 
 
 def _items(job: asyncpg.Record) -> str:
@@ -81,6 +111,7 @@ class Coordinator:
         store: ObjectStore,
         workers: WorkersSeen,
         options: SchedulerOptions,
+        rates: CreditRates | None = None,
     ) -> None:
         self.repo = repo
         self.staging = staging
@@ -89,58 +120,28 @@ class Coordinator:
         self.store = store
         self.workers = workers
         self.options = options
+        self.rates = rates or CreditRates()
         self.tasks = TaskRecords(repo.pool)
         self.logs = JobLogs(repo.pool)
         self.dispatcher = Dispatcher(self.tasks, self.js, workers)
         self._advancing = asyncio.Lock()
+        self.webhooks = JobWebhooks(repo, self.logs, options.webhooks)
+        self.events = JobEvents(repo, self.js, self.webhooks)
 
     async def create_job(self, workspace: str, request: scheduler_pb2.CreateJobRequest) -> str:
         """Validate a job, write it with its processing tasks, and publish them."""
-        job_id = validate_id(request.job_id, "job id") if request.job_id else new_id("job")
-        machine = MACHINE_NAMES.get(request.machine_type or common_pb2.MACHINE_TYPE_CPU)
-        if machine is None:
-            raise InvalidArgument("machine type must be cpu or gpu")
-        fmt = FORMAT_NAMES.get(request.aggregation_format or common_pb2.AGGREGATION_FORMAT_JSONL)
-        if fmt is None:
-            raise InvalidArgument("aggregation format must be jsonl or csv")
-        max_rate = (
-            request.max_image_failure_rate if request.HasField("max_image_failure_rate") else NO_FAILURE_LIMIT
+        url = webhooks.validate_url(request.notifications_url) if request.notifications_url else ""
+        checked = await self.check_job(workspace, request)
+        job_id, machine, fmt, max_rate, limits = (
+            checked.job_id,
+            checked.machine,
+            checked.fmt,
+            checked.max_rate,
+            checked.limits,
         )
-        if not 0.0 <= max_rate <= 1.0:
-            raise InvalidArgument("max image failure rate must be between 0 and 1")
-        limits = job_limits(
-            request.workers_per_machine,
-            request.max_parallel_tasks,
-            request.max_runtime_seconds if request.HasField("max_runtime_seconds") else None,
-        )
-        if abs(request.priority) > MAX_PRIORITY:
-            raise InvalidArgument(f"priority must be between -{MAX_PRIORITY} and {MAX_PRIORITY}")
-        validate_id(request.workflow_id, "workflow id")
-        validate_id(request.batch_id, "batch id")
-        workflow = await self.repo.workflow(workspace, request.workflow_id)
-        params = parse_parameters(request.workflow_params_json)
-        models = await self.catalog(workspace, workflow["definition"], params)
-        compiled = compile_workflow(workflow["definition"], models=models)
-        params_json = job_parameters(compiled, request, params)
-        save_images = request.save_image_outputs or bool(request.image_outputs_to_save)
-        batch = await self.staging.batch(workspace, request.batch_id)
-        videos = is_video_batch(batch)
-        if batch.type not in (common_pb2.BATCH_TYPE_IMAGES, common_pb2.BATCH_TYPE_VIDEOS):
-            raise FailedPrecondition(f"batch '{request.batch_id}' is not a batch of images or videos")
-        if not videos and (request.HasField("max_video_fps") or request.video_segment_seconds):
-            raise InvalidArgument(
-                f"batch '{request.batch_id}' holds images: --max-video-fps and "
-                "--video-segment-seconds apply to videos batches"
-            )
-        max_fps, segment_s = video_options(
-            request.max_video_fps if request.HasField("max_video_fps") else None,
-            request.video_segment_seconds,
-        )
-        objects = await self.staging.objects(workspace, request.batch_id)
-        if not objects:
-            raise FailedPrecondition(f"batch '{request.batch_id}' is empty")
-        names = [o.name for o in objects]
-        input_url = await self.staging.location(workspace, request.batch_id)
+        workflow, params_json, save_images = checked.workflow, checked.params_json, checked.save_images
+        videos, max_fps, segment_s = checked.videos, checked.max_fps, checked.segment_s
+        objects, names, input_url = checked.objects, checked.names, checked.input_url
 
         job_uid = secrets.token_hex(6)
         processing_batch = f"{job_id}-processing"
@@ -186,6 +187,7 @@ class Coordinator:
                 "input_type": "videos" if videos else "images",
                 "max_video_fps": max_fps,
                 "video_segment_s": segment_s if videos else 0.0,
+                "notifications_url": url,
             },
             [
                 {
@@ -203,17 +205,76 @@ class Coordinator:
             ],
             tasks,
         )
-        await publish_event(
-            self.js,
-            events_pb2.EVENT_TYPE_JOB_CREATED,
-            workspace,
-            job_id,
-            message=created,
-            items_total=items,
-        )
+        await self.events.emit(workspace, job_id, events_pb2.EVENT_TYPE_JOB_CREATED, message=created)
         await self.logs.add(workspace, job_id, INFO, f"job created: {created}")
         await self.dispatch()
         return job_id
+
+    async def check_job(self, workspace: str, request: scheduler_pb2.CreateJobRequest) -> CheckedJob:
+        """Every check CreateJob makes before it writes anything (EstimateJob makes them too)."""
+        job_id = validate_id(request.job_id, "job id") if request.job_id else new_id("job")
+        machine = MACHINE_NAMES.get(request.machine_type or common_pb2.MACHINE_TYPE_CPU)
+        if machine is None:
+            raise InvalidArgument("machine type must be cpu or gpu")
+        fmt = FORMAT_NAMES.get(request.aggregation_format or common_pb2.AGGREGATION_FORMAT_JSONL)
+        if fmt is None:
+            raise InvalidArgument("aggregation format must be jsonl or csv")
+        max_rate = (
+            request.max_image_failure_rate if request.HasField("max_image_failure_rate") else NO_FAILURE_LIMIT
+        )
+        if not 0.0 <= max_rate <= 1.0:
+            raise InvalidArgument("max image failure rate must be between 0 and 1")
+        limits = job_limits(
+            request.workers_per_machine,
+            request.max_parallel_tasks,
+            request.max_runtime_seconds if request.HasField("max_runtime_seconds") else None,
+        )
+        if abs(request.priority) > MAX_PRIORITY:
+            raise InvalidArgument(f"priority must be between -{MAX_PRIORITY} and {MAX_PRIORITY}")
+        validate_id(request.workflow_id, "workflow id")
+        validate_id(request.batch_id, "batch id")
+        workflow = await self.repo.workflow(workspace, request.workflow_id)
+        params = parse_parameters(request.workflow_params_json)
+        models = await self.catalog(workspace, workflow["definition"], params)
+        compiled = compile_workflow(workflow["definition"], models=models)
+        params_json = job_parameters(compiled, request, params)
+        save_images = request.save_image_outputs or bool(request.image_outputs_to_save)
+        # Holding it first refuses an expired batch, saying when it expired (batch_holds.py).
+        batch = await batch_holds.hold_input(self.staging, workspace, request.batch_id, job_id)
+        videos = is_video_batch(batch)
+        if batch.type not in (common_pb2.BATCH_TYPE_IMAGES, common_pb2.BATCH_TYPE_VIDEOS):
+            raise FailedPrecondition(f"batch '{request.batch_id}' is not a batch of images or videos")
+        if not videos and (request.HasField("max_video_fps") or request.video_segment_seconds):
+            raise InvalidArgument(
+                f"batch '{request.batch_id}' holds images: --max-video-fps and "
+                "--video-segment-seconds apply to videos batches"
+            )
+        max_fps, segment_s = video_options(
+            request.max_video_fps if request.HasField("max_video_fps") else None,
+            request.video_segment_seconds,
+        )
+        objects = await self.staging.objects(workspace, request.batch_id)
+        if not objects:
+            raise FailedPrecondition(f"batch '{request.batch_id}' is empty")
+        names = [o.name for o in objects]
+        input_url = await self.staging.location(workspace, request.batch_id)
+        return CheckedJob(
+            job_id=job_id,
+            machine=machine,
+            fmt=fmt,
+            max_rate=max_rate,
+            limits=limits,
+            workflow=workflow,
+            params_json=params_json,
+            save_images=save_images,
+            batch=batch,
+            videos=videos,
+            max_fps=max_fps,
+            segment_s=segment_s,
+            objects=objects,
+            names=names,
+            input_url=input_url,
+        )
 
     async def catalog(
         self, workspace: str, definition: str, params: dict[str, Any] | None = None
@@ -240,15 +301,21 @@ class Coordinator:
             return
         await self.repo.set_job_state(workspace, job_id, "running")
         await self.repo.set_stage_state(workspace, job_id, job["current_stage"], "running", was="pending")
-        await publish_event(
-            self.js, events_pb2.EVENT_TYPE_STAGE_STARTED, workspace, job_id, stage=job["current_stage"]
+        await self.events.emit(
+            workspace, job_id, events_pb2.EVENT_TYPE_STAGE_STARTED, stage=job["current_stage"]
         )
         await self.logs.add(workspace, job_id, INFO, f"{job['current_stage']} stage started")
 
     async def handle_progress(self, progress: tasks_pb2.TaskProgress) -> None:
         recorded = await self.tasks.record_progress(progress)
-        if recorded is None or not recorded.started:
+        if recorded is None:
             return
+        if recorded.started:
+            await self._log_started(recorded, progress)
+        await self.events.progress(recorded.workspace, recorded.job_id)
+
+    async def _log_started(self, recorded: RecordedProgress, progress: tasks_pb2.TaskProgress) -> None:
+        """The log line of a delivery that began: a first start, or a redelivery and why."""
         if recorded.deliveries > 1:
             await self.logs.add(
                 recorded.workspace,
@@ -278,17 +345,7 @@ class Coordinator:
                 await self.logs.add(
                     workspace, job_id, ERROR, f"task failed: {result.error}", task_id=result.task_id
                 )
-            stages = {s.name: s for s in await self.repo.stages(workspace, job_id)}
-            stage = stages[recorded.stage]
-            await publish_event(
-                self.js,
-                events_pb2.EVENT_TYPE_PROGRESS,
-                workspace,
-                job_id,
-                stage=stage.name,
-                items_done=stage.items_done,
-                items_total=stage.items_total,
-            )
+            await self.events.progress(workspace, job_id)
         elif result.stopped:
             await self.logs.add(
                 workspace,
@@ -384,7 +441,7 @@ class Coordinator:
         except Exception as error:
             log.warning("cannot register the processing results of job %s: %s", job_id, error)
         event = events_pb2.EVENT_TYPE_JOB_ABORTED if state == "aborted" else events_pb2.EVENT_TYPE_JOB_STOPPED
-        await publish_event(self.js, event, workspace, job_id, stage=halted.stage, message=reason)
+        await self.events.emit(workspace, job_id, event, stage=halted.stage, message=reason)
         await self.logs.add(workspace, job_id, WARNING, f"job {state}: {reason}")
         return True
 
@@ -420,6 +477,7 @@ class Coordinator:
                 f"job '{job_id}' has used {used:.1f} s of machine time and its runtime cap is "
                 f"{effective_cap:g} s: restart it with a larger --max-runtime-seconds"
             )
+        await batch_holds.hold_job(self.staging, workspace, job_id, job["batch_id"])
         attempt = await self.repo.restart_job(
             workspace,
             job_id,
@@ -432,8 +490,8 @@ class Coordinator:
             ),
             planning.for_attempt,
         )
-        await publish_event(
-            self.js, events_pb2.EVENT_TYPE_JOB_RESTARTED, workspace, job_id, message=f"attempt {attempt}"
+        await self.events.emit(
+            workspace, job_id, events_pb2.EVENT_TYPE_JOB_RESTARTED, message=f"attempt {attempt}"
         )
         await self.logs.add(workspace, job_id, INFO, f"job restarted: attempt {attempt}")
         await self.advance(workspace, job_id)
@@ -450,8 +508,8 @@ class Coordinator:
 
     async def _advance(self, workspace: str, job_id: str) -> None:
         job = await self.repo.job(workspace, job_id)
-        if job["state"] not in ("queued", "running"):
-            return
+        if job["state"] not in ("queued", "running") or job["kind"] == ESTIMATE:
+            return  # an estimate's sample is ended by estimate.py: no output batch
         stages = await self.repo.stages(workspace, job_id)
         for stage in stages:
             if stage.state == "completed":
@@ -471,7 +529,7 @@ class Coordinator:
             errors = f"{processing.items_failed} of {processing.items_total} {_items(job)} failed"
         await self.repo.set_job_state(workspace, job_id, state, error=errors)
         said = state.replace("_", " ") + (f": {errors}" if errors else "")
-        await publish_event(self.js, event, workspace, job_id, message=said)
+        await self.events.emit(workspace, job_id, event, message=said)
         await self.logs.add(workspace, job_id, WARNING if errors else INFO, f"job {said}")
 
     async def _complete_stage(self, job: asyncpg.Record, stage: StageProgress) -> bool:
@@ -503,7 +561,9 @@ class Coordinator:
     async def _fail(self, workspace: str, job_id: str, stage: str, error: str) -> None:
         await self.repo.set_stage_state(workspace, job_id, stage, "failed")
         await self.repo.set_job_state(workspace, job_id, "failed", error=error)
-        await publish_event(self.js, events_pb2.EVENT_TYPE_JOB_FAILED, workspace, job_id, message=error)
+        await self.events.emit(
+            workspace, job_id, events_pb2.EVENT_TYPE_JOB_FAILED, stage=stage, message=error
+        )
         await self.logs.add(workspace, job_id, ERROR, f"job failed: {error}")
 
     async def _start_export(
@@ -530,7 +590,7 @@ class Coordinator:
         if not await self.repo.set_stage_state(workspace, job_id, stage.name, "running", was="pending"):
             return  # started already
         await self.repo.set_job_state(workspace, job_id, "running", stage=stage.name)
-        await publish_event(self.js, events_pb2.EVENT_TYPE_STAGE_STARTED, workspace, job_id, stage=stage.name)
+        await self.events.emit(workspace, job_id, events_pb2.EVENT_TYPE_STAGE_STARTED, stage=stage.name)
         await self.logs.add(workspace, job_id, INFO, f"{stage.name} stage started")
         await self.dispatch()
 

@@ -67,6 +67,8 @@ class JobChanges:
 
 RESTARTABLE = ("aborted", "stopped", "failed")
 ENDED = ("completed", "completed_with_errors", "failed", "aborted", "stopped")
+# The kind of the scheduler's own jobs that run an estimate's sample: hidden, no events.
+ESTIMATE = "estimate"
 
 
 class Repository:
@@ -141,9 +143,9 @@ class Repository:
                     "batch_id, state, current_stage, machine_type, workers_per_machine, "
                     "save_image_outputs, aggregation_format, max_failure_rate, workflow_params, "
                     "image_outputs_to_save, max_runtime_s, max_parallel_tasks, priority, "
-                    "input_type, max_video_fps, video_segment_s) "
+                    "input_type, max_video_fps, video_segment_s, kind, notifications_url) "
                     "VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,"
-                    "$18,$19,$20)",
+                    "$18,$19,$20,$21,$22)",
                     job["workspace"],
                     job["job_id"],
                     job["job_uid"],
@@ -164,6 +166,8 @@ class Repository:
                     job.get("input_type", "images"),
                     job.get("max_video_fps", 0.0),
                     job.get("video_segment_s", 0.0),
+                    job.get("kind", "job"),
+                    job.get("notifications_url", ""),
                 )
             except asyncpg.UniqueViolationError:
                 raise AlreadyExists(f"job '{job['job_id']}' already exists") from None
@@ -215,7 +219,7 @@ class Repository:
         created, job_id = before if before is not None else (None, None)
         return list(
             await self.pool.fetch(
-                "SELECT * FROM jobs WHERE workspace=$1 "
+                "SELECT * FROM jobs WHERE workspace=$1 AND kind='job' "
                 "AND ($3::text[] IS NULL OR state = ANY($3::text[])) "
                 "AND ($4::timestamptz IS NULL OR (created_at, job_id) < ($4, $5::text)) "
                 "ORDER BY created_at DESC, job_id DESC LIMIT $2",
@@ -397,6 +401,8 @@ class Repository:
             await conn.executemany(
                 "UPDATE tasks SET state='pending', items_done=0, items_failed=0, error='', "
                 "attempt=$2, publications=0, deliveries=0, machine_s=machine_s + open_s, open_s=0, "
+                "cpu_s = cpu_s + CASE WHEN open_machine = 'gpu' THEN 0 ELSE open_s END, "
+                "gpu_s = gpu_s + CASE WHEN open_machine = 'gpu' THEN open_s ELSE 0 END, "
                 "open_delivery='', payload=$3, updated_at=now() WHERE task_id=$1",
                 [(r["task_id"], attempt, rewrite(bytes(r["payload"]), attempt, machine)) for r in rerun],
             )

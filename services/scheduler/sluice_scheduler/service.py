@@ -19,18 +19,21 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from sluice import db, messaging
+from sluice import auth_schema, db, messaging
 from sluice.auth import KeyRing
 from sluice.config import Settings
 from sluice.grpc_server import start_server, stop_server
 from sluice.storage import ObjectStore
-from sluice.v1 import scheduler_pb2_grpc, tasks_pb2
+from sluice.v1 import admin_pb2_grpc, scheduler_pb2_grpc, tasks_pb2
+from sluice_scheduler import admin_servicer, batch_holds
 from sluice_scheduler.backlog import serve_backlog
 from sluice_scheduler.coordinator import Coordinator, SchedulerOptions
 from sluice_scheduler.dispatcher import KINDS
+from sluice_scheduler.estimate import end_stale_estimates
 from sluice_scheduler.repository import Repository
 from sluice_scheduler.servicer import SchedulerServicer
 from sluice_scheduler.staging_client import StagingClient
+from sluice_scheduler.usage import CreditRates
 from sluice_scheduler.workers_seen import WorkersSeen
 
 log = logging.getLogger(__name__)
@@ -155,6 +158,7 @@ async def _tick(coordinator: Coordinator, stop: asyncio.Event) -> None:
             if time.monotonic() - last_sweep > SWEEP_EVERY_S:
                 last_sweep = time.monotonic()
                 await coordinator.requeue_stranded(STRANDED_AFTER_S)
+                await end_stale_estimates(coordinator)
             outage.succeeded()
         except (nats.errors.Error, OSError) as error:  # NATS or Postgres away: next tick retries
             outage.failed(error)
@@ -195,9 +199,12 @@ async def start(settings: Settings, address: str, options: SchedulerOptions) -> 
     """Migrate the schema, connect NATS and staging, serve SchedulerService, start the loops."""
     pool = await db.connect(settings.database_url, "scheduler")
     await db.migrate(pool, "scheduler", "sluice_scheduler")
-    nc = await messaging.connect(settings.nats_url, "sluice-scheduler")
+    await db.migrate(pool, auth_schema.SCHEMA, auth_schema.PACKAGE)
+    nc = await messaging.connect(
+        settings.nats_url, "sluice-scheduler", settings.nats_user, settings.nats_password
+    )
     js = nc.jetstream()
-    await messaging.ensure_streams(js)
+    await messaging.ensure_streams(js, settings)
     workers = WorkersSeen()
 
     async def on_heartbeat(msg: Msg) -> None:
@@ -206,14 +213,26 @@ async def start(settings: Settings, address: str, options: SchedulerOptions) -> 
     await nc.subscribe("sluice.workers.*", cb=on_heartbeat)
     staging = StagingClient(settings.staging_address, settings.internal_token)
     repo = Repository(pool)
-    coordinator = Coordinator(repo, staging, nc, ObjectStore(settings.store_url), workers, options)
+    rates = CreditRates.from_settings(settings)
+    coordinator = Coordinator(repo, staging, nc, ObjectStore(settings.store_url), workers, options, rates)
     await _subscribe_reports(nc, js, coordinator)
     servicer = SchedulerServicer(repo, coordinator)
     server, health, port = await start_server(
-        [(scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server, servicer, SERVICE_NAME)],
+        [
+            (scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server, servicer, SERVICE_NAME),
+            (
+                admin_pb2_grpc.add_AdminServiceServicer_to_server,
+                admin_servicer.AdminServicer(pool, settings),
+                admin_servicer.SERVICE_NAME,
+            ),
+        ],
         address,
-        KeyRing(settings.api_keys_file, settings.internal_token),
+        KeyRing(settings.api_keys_file, settings.internal_token, pool),
     )
+    try:
+        await admin_servicer.sync_nats(pool, settings)
+    except Exception:  # serve anyway: the next key created or revoked writes them again
+        log.exception("cannot write the NATS users of the API keys")
     log.info("scheduler listening on port %d", port)
     stop = asyncio.Event()
     loops = [
@@ -241,6 +260,14 @@ async def start(settings: Settings, address: str, options: SchedulerOptions) -> 
             )
         ),
         asyncio.create_task(_supervised("tick", lambda: _tick(coordinator, stop), stop)),
+        asyncio.create_task(_supervised("webhooks", lambda: coordinator.webhooks.run(stop), stop)),
+        asyncio.create_task(
+            _supervised(
+                "batch holds",
+                lambda: batch_holds.renew_loop(repo, staging, options.hold_renew_s, stop),
+                stop,
+            )
+        ),
     ]
     running = RunningScheduler(port, coordinator, stop, server, health, loops, nc, staging, pool)
     if options.backlog_address:

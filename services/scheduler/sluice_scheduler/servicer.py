@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
 
 from sluice.errors import InvalidArgument
 from sluice.grpc_server import current_workspace
 from sluice.ids import validate_id
-from sluice.v1 import scheduler_pb2, scheduler_pb2_grpc
+from sluice.v1 import events_pb2, scheduler_pb2, scheduler_pb2_grpc
 from sluice.workflow import canonical_json, compile_workflow
 from sluice_scheduler import convert, paging
 from sluice_scheduler.coordinator import Coordinator
-from sluice_scheduler.repository import Repository
+from sluice_scheduler.estimate import estimate_job
+from sluice_scheduler.event_reader import job_events
+from sluice_scheduler.repository import ENDED, Repository
+from sluice_scheduler.usage import job_usage, usage_report
 
 
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
@@ -98,11 +103,43 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             records=[convert.log_record(r) for r in rows[:limit]], next_page_token=token
         )
 
+    async def GetUsage(
+        self, request: scheduler_pb2.GetUsageRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.GetUsageResponse:
+        return await usage_report(self.repo.pool, current_workspace(), request, self.coordinator.rates)
+
+    async def EstimateJob(
+        self, request: scheduler_pb2.CreateJobRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.JobEstimate:
+        return await estimate_job(self.coordinator, current_workspace(), request)
+
+    async def ListEvents(
+        self, request: scheduler_pb2.ListEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[events_pb2.Event]:
+        workspace, job_id = current_workspace(), validate_id(request.job_id, "job id")
+        job = await self.repo.job(workspace, job_id)  # NotFound for another workspace's job
+
+        async def finished() -> bool:
+            return (await self.repo.job(workspace, job_id))["state"] in ENDED
+
+        events = job_events(
+            self.coordinator.js,
+            workspace,
+            job_id,
+            job["created_at"],
+            follow=request.follow,
+            job_finished=finished,
+        )
+        async for event in events:
+            yield event
+
     async def _job(self, job_id: str, with_tasks: bool = True) -> scheduler_pb2.Job:
         workspace = current_workspace()
         row = await self.repo.job(workspace, job_id)
         stages = await self.repo.stages(workspace, job_id)
         current = next((s for s in stages if s.name == row["current_stage"]), None)
-        used = await self.repo.machine_seconds(workspace, job_id)
+        used = await job_usage(self.repo.pool, workspace, job_id, self.coordinator.rates)
+        machine_seconds = used.cpu_seconds + used.gpu_seconds
         tasks = await self.coordinator.tasks.notable(workspace, job_id) if with_tasks else []
-        return convert.job(row, stages, self.coordinator.notice(row["state"], current), used, tasks)
+        notice = self.coordinator.notice(row["state"], current)
+        return convert.job(row, stages, notice, machine_seconds, tasks, usage=used)

@@ -26,10 +26,14 @@ class StagingClient:
     def _md(self, workspace: str) -> tuple[tuple[str, str], ...]:
         return tuple(internal_metadata(self._token, workspace))
 
-    async def batch(self, workspace: str, batch_id: str) -> staging_pb2.Batch:
+    async def hold(
+        self, workspace: str, batch_id: str, job_id: str, hold_seconds: float
+    ) -> staging_pb2.Batch:
+        """Keep a batch from expiring for at least `hold_seconds` while `job_id` uses it; an
+        expired batch is refused (FailedPrecondition saying when it expired)."""
         try:
-            return await self._stub.GetBatch(
-                staging_pb2.GetBatchRequest(batch_id=batch_id),
+            return await self._stub.HoldBatch(
+                staging_pb2.HoldBatchRequest(batch_id=batch_id, job_id=job_id, hold_seconds=hold_seconds),
                 metadata=self._md(workspace),
                 timeout=CALL_DEADLINE_S,
             )

@@ -4,6 +4,9 @@ A task is pending (written, waiting for a slot), queued (published), running (a 
 started), then done or failed; an abort or the runtime cap makes an unfinished one interrupted.
 Machine time is kept per task as the closed deliveries' sum (machine_s) plus the open
 delivery's time as its slot last reported it (open_s, for the delivery named open_delivery).
+For usage, the closed time is also kept by the machine type the slot reported (cpu_s, gpu_s; an
+export slot counts as cpu) and the open delivery's machine type (open_machine), so a job
+restarted on another machine type is charged for each.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from sluice.v1 import tasks_pb2
+from sluice.v1 import common_pb2, tasks_pb2
 
 IN_FLIGHT = ("queued", "running")
 
@@ -54,6 +57,16 @@ class RecordedResult:
 
 def delivery_key(worker_id: str, delivery: int) -> str:
     return f"{worker_id}/{delivery}"
+
+
+def machine_name(machine_type: common_pb2.MachineType) -> str:
+    """The machine type a slot's time is charged to: gpu, or cpu (export slots included)."""
+    return "gpu" if machine_type == common_pb2.MACHINE_TYPE_GPU else "cpu"
+
+
+def _by_machine(seconds: float, machine: str) -> tuple[float, float]:
+    """(cpu seconds, gpu seconds) of `seconds` on `machine`."""
+    return (0.0, seconds) if machine == "gpu" else (seconds, 0.0)
 
 
 class TaskRecords:
@@ -157,6 +170,11 @@ class TaskRecords:
             # Another delivery still open (its worker died): close it into machine_s.
             "machine_s = CASE WHEN t.open_delivery NOT IN ('', $6) AND t.open_delivery NOT LIKE 'closed:%' "
             "  THEN t.machine_s + t.open_s ELSE t.machine_s END, "
+            "cpu_s = CASE WHEN t.open_delivery NOT IN ('', $6) AND t.open_delivery NOT LIKE 'closed:%' "
+            "  AND t.open_machine <> 'gpu' THEN t.cpu_s + t.open_s ELSE t.cpu_s END, "
+            "gpu_s = CASE WHEN t.open_delivery NOT IN ('', $6) AND t.open_delivery NOT LIKE 'closed:%' "
+            "  AND t.open_machine = 'gpu' THEN t.gpu_s + t.open_s ELSE t.gpu_s END, "
+            "open_machine = CASE WHEN t.open_delivery = 'closed:' || $6 THEN t.open_machine ELSE $9 END, "
             # A report after this delivery's result (reordered) changes no time.
             "open_s = CASE WHEN t.open_delivery = $6 THEN greatest(t.open_s, $7) "
             "  WHEN t.open_delivery = 'closed:' || $6 THEN t.open_s ELSE $7 END, "
@@ -173,6 +191,7 @@ class TaskRecords:
             key,
             progress.elapsed_s,
             progress.delivery,
+            machine_name(progress.machine_type),
         )
         if row is None:
             return None
@@ -195,8 +214,8 @@ class TaskRecords:
         key = delivery_key(result.worker_id, result.delivery)
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                "SELECT workspace, job_id, stage, state, item_count, attempt, open_delivery, open_s "
-                "FROM tasks WHERE task_id=$1 FOR UPDATE",
+                "SELECT workspace, job_id, stage, state, item_count, attempt, open_delivery, open_s, "
+                "open_machine FROM tasks WHERE task_id=$1 FOR UPDATE",
                 result.task_id,
             )
             if row is None:
@@ -207,14 +226,20 @@ class TaskRecords:
                     "closed:"
                 )
                 carried = row["open_s"] if other_open else 0.0
+                duration = max(result.duration_s, 0.0)
+                carried_cpu, carried_gpu = _by_machine(carried, row["open_machine"])
+                cpu, gpu = _by_machine(duration, machine_name(result.machine_type))
                 await conn.execute(
                     "UPDATE tasks SET machine_s = machine_s + $2 + $3, open_s = 0, open_delivery = $4, "
-                    "deliveries = greatest(deliveries, $5) WHERE task_id=$1",
+                    "deliveries = greatest(deliveries, $5), cpu_s = cpu_s + $6, gpu_s = gpu_s + $7 "
+                    "WHERE task_id=$1",
                     result.task_id,
                     carried,
-                    max(result.duration_s, 0.0),
+                    duration,
                     f"closed:{key}",
                     result.delivery,
+                    carried_cpu + cpu,
+                    carried_gpu + gpu,
                 )
             state = row["state"]
             current = (result.attempt or 1) == row["attempt"]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 from collections.abc import Sequence
 from datetime import timedelta
 
 from sluice import runtime
 from sluice.config import Settings
-from sluice_staging.batches import DEFAULT_PART_SIZE, DEFAULT_TTL
+from sluice.webhooks import DeliveryPolicy
+from sluice_staging.batches import DEFAULT_PART_SIZE, DEFAULT_TTL, MAX_TTL
+from sluice_staging.expiry import DEFAULT_SWEEP_S
 from sluice_staging.server import start
 from sluice_staging.servicer import StagingOptions
 
@@ -23,9 +26,24 @@ def _batch_ttl(value: str) -> timedelta:
         days = float(value)
     except ValueError:
         days = -1.0
-    if days <= 0:
-        raise SystemExit(f"SLUICE_BATCH_TTL_DAYS must be a positive number of days, not {value!r}")
+    if not math.isfinite(days) or days <= 0 or days > MAX_TTL.days:
+        raise SystemExit(
+            f"SLUICE_BATCH_TTL_DAYS must be a positive number of days, at most {MAX_TTL.days}, not {value!r}"
+        )
     return timedelta(days=days)
+
+
+def _sweep_every(value: str) -> float:
+    """SLUICE_EXPIRY_SWEEP_S: seconds between two sweeps for expired batches (0: no sweeping)."""
+    if not value:
+        return DEFAULT_SWEEP_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not math.isfinite(seconds) or seconds < 0:
+        raise SystemExit(f"SLUICE_EXPIRY_SWEEP_S must be a number of seconds (0: never), not {value!r}")
+    return seconds
 
 
 def _positive(value: str) -> int:
@@ -57,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = StagingOptions(
         part_size=args.part_size,
         batch_ttl=_batch_ttl(os.environ.get("SLUICE_BATCH_TTL_DAYS", "")),
+        expiry_sweep_s=_sweep_every(os.environ.get("SLUICE_EXPIRY_SWEEP_S", "")),
+        webhooks=DeliveryPolicy.from_env(),
     )
 
     async def serve(stop: asyncio.Event) -> None:

@@ -17,6 +17,7 @@ def batch_message(batch: BatchRow, parts: Sequence[PartStats]) -> staging_pb2.Ba
         total_bytes=sum(p.total_bytes for p in parts),
         part_count=len(parts),
         source_job_id=batch.source_job_id,
+        notifications_url=batch.notifications_url,
         parts=[
             staging_pb2.BatchPart(index=p.index, object_count=p.object_count, total_bytes=p.total_bytes)
             for p in parts
@@ -24,6 +25,10 @@ def batch_message(batch: BatchRow, parts: Sequence[PartStats]) -> staging_pb2.Ba
     )
     message.created_at.FromDatetime(batch.created_at)
     message.expires_at.FromDatetime(batch.expires_at)
+    if batch.expired_at is not None:
+        message.expired_at.FromDatetime(batch.expired_at)
+    if batch.held_until is not None:
+        message.held_until.FromDatetime(batch.held_until)
     return message
 
 

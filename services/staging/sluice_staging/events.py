@@ -6,12 +6,27 @@ from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
 
+from sluice import messaging
 from sluice.ids import new_id
-from sluice.messaging import event_subject
 from sluice.v1 import events_pb2
 
+BATCH_CREATED = "batch_created"
 BATCH_INGESTED = "batch_ingested"
-PUBLISH_TIMEOUT_S = 5.0
+BATCH_EXPIRED = "batch_expired"
+
+
+def batch_created(workspace: str, batch_id: str, batch_type: str) -> events_pb2.Event:
+    """A new batch (state "created"), before any file of it is stored."""
+    event = events_pb2.Event(
+        event_id=new_id("event"),
+        type=events_pb2.EVENT_TYPE_BATCH_CREATED,
+        workspace=workspace,
+        batch_id=batch_id,
+        state="created",
+        message=f"batch of {batch_type} created",
+    )
+    event.time.FromDatetime(datetime.now(UTC))
+    return event
 
 
 def batch_ingested(workspace: str, batch_id: str, files_stored: int) -> events_pb2.Event:
@@ -21,6 +36,7 @@ def batch_ingested(workspace: str, batch_id: str, files_stored: int) -> events_p
         type=events_pb2.EVENT_TYPE_BATCH_INGESTED,
         workspace=workspace,
         batch_id=batch_id,
+        state="ingested",
         message=f"{files_stored} {noun} stored",
         items_done=files_stored,
         items_total=files_stored,
@@ -29,11 +45,23 @@ def batch_ingested(workspace: str, batch_id: str, files_stored: int) -> events_p
     return event
 
 
-async def publish(js: JetStreamContext, event: events_pb2.Event, kind: str) -> None:
-    """Publish to the events stream; the event id doubles as the de-duplication id."""
-    await js.publish(
-        event_subject(event.workspace, kind),
-        event.SerializeToString(),
-        timeout=PUBLISH_TIMEOUT_S,
-        headers={"Nats-Msg-Id": event.event_id},
+def batch_expired(
+    workspace: str, batch_id: str, *, event_id: str = "", when: datetime | None = None
+) -> events_pb2.Event:
+    """The batch's bytes were deleted (state "expired"); `event_id` empty: a fresh one."""
+    event = events_pb2.Event(
+        event_id=event_id or new_id("event"),
+        type=events_pb2.EVENT_TYPE_BATCH_EXPIRED,
+        workspace=workspace,
+        batch_id=batch_id,
+        state="expired",
+        message="expired: its files were deleted",
     )
+    event.time.FromDatetime(when or datetime.now(UTC))
+    return event
+
+
+async def publish(js: JetStreamContext, event: events_pb2.Event, kind: str) -> None:
+    """Publish into the workspace's events stream (made on first use); the event id doubles as
+    the de-duplication id."""
+    await messaging.publish_event(js, event, kind)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
-_BATCH_COLUMNS = "workspace, batch_id, type, created_at, expires_at, source_job_id"
+_BATCH_COLUMNS = (
+    "workspace, batch_id, type, created_at, expires_at, source_job_id, expired_at, held_until, held_by_job, "
+    "notifications_url"
+)
+# A batch the sweep may purge: past its expiry, not purged yet, and no job's hold running ($1: now).
+_DUE = "expired_at IS NULL AND expires_at <= $1 AND (held_until IS NULL OR held_until <= $1)"
 _OBJECT_COLUMNS = "name, size_bytes, part_index, content_type, video"
 
 
@@ -20,6 +27,13 @@ class BatchRow:
     created_at: datetime
     expires_at: datetime
     source_job_id: str
+    # Set once the sweep deleted its bytes (sluice_staging.expiry).
+    expired_at: datetime | None = None
+    # A job keeps it from expiring until then (HoldBatch); the job that held it last.
+    held_until: datetime | None = None
+    held_by_job: str = ""
+    # Where the batch's events are POSTed (sluice.webhooks); empty: nowhere.
+    notifications_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,10 @@ def _batch(record: asyncpg.Record) -> BatchRow:
         created_at=record["created_at"],
         expires_at=record["expires_at"],
         source_job_id=record["source_job_id"],
+        expired_at=record["expired_at"],
+        held_until=record["held_until"],
+        held_by_job=record["held_by_job"],
+        notifications_url=record["notifications_url"],
     )
 
 
@@ -58,6 +76,29 @@ def _object(record: asyncpg.Record) -> ObjectRow:
         content_type=record["content_type"],
         video=record["video"],
     )
+
+
+@dataclass(frozen=True)
+class Expiring:
+    """A batch being purged, locked in an open transaction."""
+
+    conn: PoolConnectionProxy
+    batch: BatchRow
+
+    async def mark_expired(self, now: datetime) -> None:
+        """Delete the batch's object rows and set expired_at (committed when the block ends)."""
+        await self.conn.execute(
+            "DELETE FROM staging.objects WHERE workspace = $1 AND batch_id = $2",
+            self.batch.workspace,
+            self.batch.batch_id,
+        )
+        await self.conn.execute(
+            "UPDATE staging.batches SET expired_at = $3, object_count = 0 "
+            "WHERE workspace = $1 AND batch_id = $2",
+            self.batch.workspace,
+            self.batch.batch_id,
+            now,
+        )
 
 
 class Repository:
@@ -81,12 +122,20 @@ class Repository:
         batch_type: str,
         ttl: timedelta,
         source_job_id: str = "",
+        *,
+        now: datetime | None = None,
+        notifications_url: str = "",
     ) -> tuple[BatchRow, bool]:
-        """Insert the batch unless it exists; return the stored row and whether it is new."""
+        """Insert the batch unless it exists; return the stored row and whether it is new.
+
+        It is created at `now` (None: the database's clock) and expires `ttl` later; an existing
+        batch keeps its expiry.
+        """
         record = await self._pool.fetchrow(
             "INSERT INTO staging.batches "
-            "(workspace, batch_id, type, created_at, expires_at, source_job_id) "
-            "VALUES ($1, $2, $3, now(), now() + $4::interval, $5) "
+            "(workspace, batch_id, type, created_at, expires_at, source_job_id, notifications_url) "
+            "VALUES ($1, $2, $3, coalesce($6::timestamptz, now()), "
+            "coalesce($6::timestamptz, now()) + $4::interval, $5, $7) "
             "ON CONFLICT (workspace, batch_id) DO NOTHING "
             f"RETURNING {_BATCH_COLUMNS}",
             workspace,
@@ -94,13 +143,88 @@ class Repository:
             batch_type,
             ttl,
             source_job_id,
+            now,
+            notifications_url,
         )
         if record is not None:
             return _batch(record), True
         existing = await self.get_batch(workspace, batch_id)
         if existing is None:  # deleted between the two statements; try once more
-            return await self.create_batch(workspace, batch_id, batch_type, ttl, source_job_id)
+            return await self.create_batch(
+                workspace,
+                batch_id,
+                batch_type,
+                ttl,
+                source_job_id,
+                now=now,
+                notifications_url=notifications_url,
+            )
         return existing, False
+
+    async def set_notifications_url(self, batch: BatchRow, url: str) -> BatchRow:
+        """Send the batch's next events to `url`."""
+        record = await self._pool.fetchrow(
+            f"UPDATE staging.batches SET notifications_url = $3 WHERE workspace = $1 AND batch_id = $2 "
+            f"RETURNING {_BATCH_COLUMNS}",
+            batch.workspace,
+            batch.batch_id,
+            url,
+        )
+        return _batch(record) if record else batch
+
+    async def extend_expiry(self, workspace: str, batch_id: str, expires_at: datetime) -> BatchRow | None:
+        """Push a live batch's expiry to at least `expires_at`; None when it was purged."""
+        record = await self._pool.fetchrow(
+            "UPDATE staging.batches SET expires_at = GREATEST(expires_at, $3) "
+            "WHERE workspace = $1 AND batch_id = $2 AND expired_at IS NULL "
+            f"RETURNING {_BATCH_COLUMNS}",
+            workspace,
+            batch_id,
+            expires_at,
+        )
+        return _batch(record) if record else None
+
+    async def hold_batch(
+        self, workspace: str, batch_id: str, job_id: str, now: datetime, until: datetime
+    ) -> BatchRow | None:
+        """held_until = max(held_until, until) on a batch live at `now`; None when it does not
+        exist or has expired (the caller reads it to say which)."""
+        record = await self._pool.fetchrow(
+            "UPDATE staging.batches SET held_until = GREATEST(held_until, $4), "
+            "held_by_job = $5 WHERE workspace = $1 AND batch_id = $2 AND expired_at IS NULL "
+            "AND (expires_at > $3 OR held_until > $3) "
+            f"RETURNING {_BATCH_COLUMNS}",
+            workspace,
+            batch_id,
+            now,
+            until,
+            job_id,
+        )
+        return _batch(record) if record else None
+
+    async def due_for_expiry(self, now: datetime, limit: int) -> list[BatchRow]:
+        """Batches of every workspace the sweep may purge at `now`, the longest expired first."""
+        records = await self._pool.fetch(
+            f"SELECT {_BATCH_COLUMNS} FROM staging.batches WHERE {_DUE} ORDER BY expires_at LIMIT $2",
+            now,
+            limit,
+        )
+        return [_batch(r) for r in records]
+
+    @contextlib.asynccontextmanager
+    async def expiring(self, workspace: str, batch_id: str, now: datetime) -> AsyncIterator[Expiring | None]:
+        """The batch locked for purging while the block runs, or None when it is not due at `now`
+        or another replica is purging it (SKIP LOCKED). Nothing is changed unless the block calls
+        `Expiring.mark_expired` and returns; an error rolls the marking back."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            record = await conn.fetchrow(
+                f"SELECT {_BATCH_COLUMNS} FROM staging.batches WHERE {_DUE} "
+                "AND workspace = $2 AND batch_id = $3 FOR UPDATE SKIP LOCKED",
+                now,
+                workspace,
+                batch_id,
+            )
+            yield Expiring(conn, _batch(record)) if record else None
 
     async def list_batches(
         self, workspace: str, limit: int, after: tuple[datetime, str] | None = None
@@ -143,7 +267,8 @@ class Repository:
         part_size: int,
         video: bytes | None = None,
     ) -> int | None:
-        """Record an uploaded object; return its part, or None when the batch no longer exists.
+        """Record an uploaded object; return its part, or None when the batch no longer exists or
+        has been purged.
 
         A new object goes into part floor(objects in batch / part_size), counted under the
         batch's row lock; an object uploaded again keeps its part and takes the new size, type
@@ -151,7 +276,8 @@ class Repository:
         """
         async with self._pool.acquire() as conn, conn.transaction():
             count = await conn.fetchval(
-                "SELECT object_count FROM staging.batches WHERE workspace = $1 AND batch_id = $2 FOR UPDATE",
+                "SELECT object_count FROM staging.batches WHERE workspace = $1 AND batch_id = $2 "
+                "AND expired_at IS NULL FOR UPDATE",
                 workspace,
                 batch_id,
             )
@@ -192,17 +318,21 @@ class Repository:
 
     async def sync_objects(
         self, workspace: str, batch_id: str, objects: Mapping[str, tuple[int, str]]
-    ) -> None:
-        """Make the batch's rows mirror `objects` (name -> (size, content type)), all in part 0."""
+    ) -> bool:
+        """Make the batch's rows mirror `objects` (name -> (size, content type)), all in part 0;
+        False (nothing written) when the batch is gone or has been purged."""
         names = list(objects)
         sizes = [objects[n][0] for n in names]
         types = [objects[n][1] for n in names]
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "SELECT 1 FROM staging.batches WHERE workspace = $1 AND batch_id = $2 FOR UPDATE",
+            live = await conn.fetchval(
+                "SELECT 1 FROM staging.batches WHERE workspace = $1 AND batch_id = $2 "
+                "AND expired_at IS NULL FOR UPDATE",
                 workspace,
                 batch_id,
             )
+            if live is None:
+                return False
             await conn.execute(
                 "INSERT INTO staging.objects "
                 "(workspace, batch_id, name, size_bytes, part_index, content_type) "
@@ -228,6 +358,7 @@ class Repository:
                 batch_id,
                 len(names),
             )
+        return True
 
     async def list_objects(
         self,

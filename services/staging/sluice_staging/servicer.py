@@ -11,20 +11,20 @@ import base64
 import binascii
 import logging
 from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
 from nats.js import JetStreamContext
 
-from sluice import storage
-from sluice.auth import INTERNAL_TOKEN_HEADER
-from sluice.errors import InvalidArgument, NotFound, PermissionDenied
+from sluice import storage, webhooks
+from sluice.errors import FailedPrecondition, InvalidArgument, NotFound
 from sluice.grpc_server import current_workspace
 from sluice.ids import validate_id
 from sluice.models.stored import MAX_MODEL_BYTES
-from sluice.v1 import staging_pb2, staging_pb2_grpc
+from sluice.v1 import events_pb2, staging_pb2, staging_pb2_grpc
+from sluice.webhooks import DeliveryPolicy
 from sluice_staging import events
 from sluice_staging.batches import (
     DEFAULT_PART_SIZE,
@@ -33,12 +33,17 @@ from sluice_staging.batches import (
     MAX_VIDEO_BYTES,
     OUTPUT_TYPES,
     USER_TYPES,
+    batch_ttl,
+    expired_message,
+    hold_length,
     require_live,
     require_same_type,
     type_name,
 )
 from sluice_staging.convert import batch_message, object_message
 from sluice_staging.download import object_chunks
+from sluice_staging.expiry import DEFAULT_SWEEP_S, Clock, utc_now
+from sluice_staging.notifications import BatchEvents
 from sluice_staging.repository import BatchRow, ObjectRow, Repository
 from sluice_staging.upload import Uploader, content_type
 
@@ -50,8 +55,9 @@ CONTENT_PAGE = (1000, 10000)  # default and largest page of ListBatchContent
 
 @dataclass(frozen=True)
 class StagingOptions:
-    """How staging cuts and keeps batches, the largest files it takes, and where videos being
-    received are spooled (None: the system's temporary folder)."""
+    """How staging cuts and keeps batches, the largest files it takes, where videos being
+    received are spooled (None: the system's temporary folder), how often expired batches are
+    purged (0: never; tests call Expiry.sweep) and the clock that says when (tests move it)."""
 
     part_size: int = DEFAULT_PART_SIZE
     batch_ttl: timedelta = DEFAULT_TTL
@@ -59,6 +65,9 @@ class StagingOptions:
     max_video_bytes: int = MAX_VIDEO_BYTES
     max_model_bytes: int = MAX_MODEL_BYTES
     spool_dir: Path | None = None
+    expiry_sweep_s: float = DEFAULT_SWEEP_S
+    clock: Clock = utc_now
+    webhooks: DeliveryPolicy = field(default_factory=DeliveryPolicy)
 
 
 def _page_size(requested: int, sizes: tuple[int, int]) -> int:
@@ -81,23 +90,23 @@ def _parse_batches_token(token: str) -> tuple[datetime, str] | None:
         raise InvalidArgument("invalid page_token: pass next_page_token unchanged") from error
 
 
-def _is_internal(context: grpc.aio.ServicerContext) -> bool:
-    """True for Sluice services (the guard has already checked their token)."""
-    return any(key == INTERNAL_TOKEN_HEADER for key, _ in context.invocation_metadata() or ())
-
-
 class StagingServicer(staging_pb2_grpc.StagingServiceServicer):
+    # Refused to API keys by sluice.grpc_server (PERMISSION_DENIED): for Sluice services only.
+    internal_only = frozenset({"GetBatchLocation", "RegisterOutputBatch", "HoldBatch"})
+
     def __init__(
         self,
         repository: Repository,
         store: storage.ObjectStore,
         js: JetStreamContext,
         options: StagingOptions,
+        batch_events: BatchEvents,
     ) -> None:
         self._repository = repository
         self._store = store
         self._js = js
         self._options = options
+        self._events = batch_events
 
     async def _batch_message(self, batch: BatchRow) -> staging_pb2.Batch:
         parts = await self._repository.part_stats(batch.workspace, [batch.batch_id])
@@ -105,20 +114,37 @@ class StagingServicer(staging_pb2_grpc.StagingServiceServicer):
 
     async def _live_batch(self, batch_id: str) -> BatchRow:
         workspace = current_workspace()
-        return require_live(await self._repository.get_batch(workspace, batch_id), batch_id)
+        batch = await self._repository.get_batch(workspace, batch_id)
+        return require_live(batch, batch_id, now=self._options.clock())
 
     async def CreateBatch(
         self, request: staging_pb2.CreateBatchRequest, context: grpc.aio.ServicerContext
     ) -> staging_pb2.Batch:
         batch_id = validate_id(request.batch_id)
         wanted = type_name(request.type, USER_TYPES)
+        ttl = batch_ttl(request.ttl_seconds, self._options.batch_ttl)
+        url = webhooks.validate_url(request.notifications_url) if request.notifications_url else ""
+        now = self._options.clock()
         batch, created = await self._repository.create_batch(
-            current_workspace(), batch_id, wanted, self._options.batch_ttl
+            current_workspace(), batch_id, wanted, ttl, now=now, notifications_url=url
         )
-        if not created:
+        if not created:  # it keeps its expiry; an expired batch's id is never reused
+            require_live(batch, batch_id, now=now)
             require_same_type(batch, wanted)
-            require_live(batch, batch_id)
+            if url and url != batch.notifications_url:  # given again: its next events go there
+                batch = await self._repository.set_notifications_url(batch, url)
+        else:
+            await self._announce(
+                events.batch_created(batch.workspace, batch_id, wanted), events.BATCH_CREATED
+            )
         return await self._batch_message(batch)
+
+    async def _announce(self, event: events_pb2.Event, kind: str) -> None:
+        """Publish a batch's event (and queue its webhook); a lost event fails no call."""
+        try:
+            await self._events.publish(self._js, event, kind)
+        except Exception:
+            log.exception("could not publish %s for %s", kind, event.batch_id)
 
     async def UploadFiles(
         self,
@@ -133,15 +159,15 @@ class StagingServicer(staging_pb2_grpc.StagingServiceServicer):
             self._options.max_file_bytes,
             self._options.max_video_bytes,
             self._options.spool_dir,
+            self._options.clock,
         )
         result = await uploader.receive(workspace, request_iterator)
         stored = result.summary.files_stored
         if stored:
-            event = events.batch_ingested(workspace, result.batch_id, stored)
-            try:
-                await events.publish(self._js, event, events.BATCH_INGESTED)
-            except Exception:  # the files are stored; a lost event must not fail the upload
-                log.exception("could not publish batch_ingested for %s", result.batch_id)
+            # the files are stored; a lost event must not fail the upload
+            await self._announce(
+                events.batch_ingested(workspace, result.batch_id, stored), events.BATCH_INGESTED
+            )
         return result.summary
 
     async def ListBatches(
@@ -161,7 +187,11 @@ class StagingServicer(staging_pb2_grpc.StagingServiceServicer):
     async def GetBatch(
         self, request: staging_pb2.GetBatchRequest, context: grpc.aio.ServicerContext
     ) -> staging_pb2.Batch:
-        return await self._batch_message(await self._live_batch(request.batch_id))
+        """Expired batches too: they say when they expired (expired_at)."""
+        batch = await self._repository.get_batch(current_workspace(), request.batch_id)
+        if batch is None:
+            raise NotFound(f"batch {request.batch_id!r} not found")
+        return await self._batch_message(batch)
 
     async def ListBatchContent(
         self, request: staging_pb2.ListBatchContentRequest, context: grpc.aio.ServicerContext
@@ -217,25 +247,43 @@ class StagingServicer(staging_pb2_grpc.StagingServiceServicer):
     async def RegisterOutputBatch(
         self, request: staging_pb2.RegisterOutputBatchRequest, context: grpc.aio.ServicerContext
     ) -> staging_pb2.Batch:
-        if not _is_internal(context):
-            raise PermissionDenied("RegisterOutputBatch is for Sluice services only")
         workspace = current_workspace()
         batch_id = validate_id(request.batch_id)
         wanted = type_name(request.type, OUTPUT_TYPES)
         if request.source_job_id:
             validate_id(request.source_job_id, "job id")
+        now = self._options.clock()
         batch, created = await self._repository.create_batch(
-            workspace, batch_id, wanted, self._options.batch_ttl, request.source_job_id
+            workspace, batch_id, wanted, self._options.batch_ttl, request.source_job_id, now=now
         )
-        if not created:
+        if not created:  # written again (a restarted job): kept the installation's TTL from now
+            require_live(batch, batch_id, now=now)
             require_same_type(batch, wanted)
-            require_live(batch, batch_id)
+            renewed = await self._repository.extend_expiry(workspace, batch_id, now + self._options.batch_ttl)
+            batch = renewed or batch
         url = self._store.batch_url(workspace, batch_id)
         found = await asyncio.to_thread(storage.list_objects, url)
-        await self._repository.sync_objects(
-            workspace, batch_id, {name: (size, content_type(name)) for name, size in found.items()}
-        )
+        objects = {name: (size, content_type(name)) for name, size in found.items()}
+        if not await self._repository.sync_objects(workspace, batch_id, objects):
+            raise FailedPrecondition(expired_message(batch))
         return await self._batch_message(batch)
+
+    async def HoldBatch(
+        self, request: staging_pb2.HoldBatchRequest, context: grpc.aio.ServicerContext
+    ) -> staging_pb2.Batch:
+        """held_until = max(held_until, now + hold_seconds) for a live batch (Sluice services
+        only: sluice.grpc_server refuses API keys)."""
+        workspace = current_workspace()
+        batch_id = validate_id(request.batch_id)
+        job_id = validate_id(request.job_id, "job id") if request.job_id else ""
+        hold = hold_length(request.hold_seconds)
+        now = self._options.clock()
+        held = await self._repository.hold_batch(workspace, batch_id, job_id, now, now + hold)
+        if held is None:
+            batch = await self._repository.get_batch(workspace, batch_id)
+            require_live(batch, batch_id, now=now)
+            raise FailedPrecondition(f"batch {batch_id!r} cannot be held now; try again")
+        return await self._batch_message(held)
 
     async def GetBatchLocation(
         self, request: staging_pb2.GetBatchRequest, context: grpc.aio.ServicerContext

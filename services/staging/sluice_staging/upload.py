@@ -21,6 +21,7 @@ import posixpath
 import tempfile
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -37,7 +38,13 @@ from sluice.v1 import staging_pb2
 from sluice.v1.common_pb2 import VideoInfo
 from sluice.video.frame_index import frame_index_name
 from sluice.video.probe import NotAVideo, VideoProbe, probe_video
-from sluice_staging.batches import MAX_FILE_BYTES, MAX_VIDEO_BYTES, USER_TYPES, require_live
+from sluice_staging.batches import (
+    MAX_FILE_BYTES,
+    MAX_VIDEO_BYTES,
+    USER_TYPES,
+    expired_message,
+    require_live,
+)
 from sluice_staging.repository import BatchRow, Repository
 
 log = logging.getLogger(__name__)
@@ -45,6 +52,11 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _NAME_CLASH = (FileExistsError, NotADirectoryError, IsADirectoryError)
 _CLASH_REASON = "name clash: a file and a folder of the batch would share a name"
+
+
+def video_index_name(video: bytes) -> str:
+    """The frame index object named by a serialized VideoInfo."""
+    return VideoInfo.FromString(video).frame_index_name
 
 
 def content_type(name: str) -> str:
@@ -124,8 +136,10 @@ class Uploader:
         max_file_bytes: int = MAX_FILE_BYTES,
         max_video_bytes: int = MAX_VIDEO_BYTES,
         spool_dir: Path | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._repository = repository
+        self._clock = clock
         self._store = store
         self._part_size = part_size
         self._max_file_bytes = max_file_bytes
@@ -172,6 +186,7 @@ class Uploader:
             await self._repository.get_batch(workspace, batch_id),
             batch_id,
             hint="; create it first",
+            now=self._clock(),
         )
         if batch.type not in USER_TYPES:
             raise FailedPrecondition(
@@ -246,7 +261,14 @@ class Uploader:
             self._part_size,
             video,
         )
-        if part is None:
+        if part is None:  # the expiry sweep purged it meanwhile: take back what was written
+            names = [file.name] + ([video_index_name(video)] if video is not None else [])
+            for name in names:
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(storage.remove_object, url, name)
+            purged = await self._repository.get_batch(batch.workspace, batch.batch_id)
+            if purged is not None:
+                raise FailedPrecondition(expired_message(purged))
             raise NotFound(f"batch {batch.batch_id!r} was deleted during the upload")
         summary.files_stored += 1
         summary.bytes_stored += file.size

@@ -97,7 +97,12 @@ class Worker:
             health = (server, servicer)
             log.info("health service on port %d", self.health_port)
         try:
-            nc = await messaging.connect(self.settings.nats_url, f"sluice-worker-{self.options.worker_id}")
+            nc = await messaging.connect(
+                self.settings.nats_url,
+                f"sluice-worker-{self.options.worker_id}",
+                self.settings.nats_user,
+                self.settings.nats_password,
+            )
             try:
                 self._nc, self._js = nc, nc.jetstream()
                 await self._serve(self._js, stop)

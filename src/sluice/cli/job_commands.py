@@ -12,9 +12,11 @@ from sluice.cli.context import connection
 from sluice.cli.job_follow import wait
 from sluice.cli.job_states import JOB_STATE_CHOICES, JOB_STATES, STAGE_STATES, TASK_STATES, task_counts
 from sluice.cli.output import fields, table, when
+from sluice.cli.usage_commands import print_estimate, usage_text
 from sluice.errors import InvalidArgument
 from sluice.ids import validate_id
 from sluice.v1 import common_pb2, scheduler_pb2
+from sluice.webhooks import display_url, validate_url
 
 MACHINE_TYPES = {"cpu": common_pb2.MACHINE_TYPE_CPU, "gpu": common_pb2.MACHINE_TYPE_GPU}
 FORMATS = {"jsonl": common_pb2.AGGREGATION_FORMAT_JSONL, "csv": common_pb2.AGGREGATION_FORMAT_CSV}
@@ -37,7 +39,7 @@ def process_videos_with_workflow(args: argparse.Namespace) -> int:
         request.max_video_fps = args.max_video_fps
     if args.video_segment_seconds is not None:
         request.video_segment_seconds = args.video_segment_seconds
-    return _start_job(args, request)
+    return _start_job(args, request, "frames")
 
 
 def _job_request(args: argparse.Namespace) -> scheduler_pb2.CreateJobRequest:
@@ -63,11 +65,23 @@ def _job_request(args: argparse.Namespace) -> scheduler_pb2.CreateJobRequest:
         request.image_input_name = args.image_input_name
     for value in args.image_outputs_to_save or []:
         request.image_outputs_to_save.extend(name for name in value.split(",") if name)
+    if args.notifications_url:
+        request.notifications_url = validate_url(args.notifications_url)
     return request
 
 
-def _start_job(args: argparse.Namespace, request: scheduler_pb2.CreateJobRequest) -> int:
+def _start_job(
+    args: argparse.Namespace, request: scheduler_pb2.CreateJobRequest, items: str = "images"
+) -> int:
+    """Start the job (or, with --estimate, only say what it would cost); `items`: what the
+    batch's items are called."""
     conn = connection(args)
+    if args.estimate:
+        machine = args.machine_type
+        print(f"running the workflow on a sample of batch {request.batch_id} on a {machine} worker...")
+        estimate = conn.scheduler().EstimateJob(request, metadata=conn.metadata)
+        print_estimate(estimate, items)
+        return 0
     job = conn.scheduler().CreateJob(request, metadata=conn.metadata)
     print(f"job {job.job_id} {JOB_STATES[job.state]}")
     if job.notice:
@@ -136,6 +150,7 @@ def show_job_details(args: argparse.Namespace) -> int:
         ("input", _input_text(job)),
         ("machine type", {1: "cpu", 2: "gpu"}.get(job.machine_type, "?")),
         ("machine time", _machine_time(job)),
+        ("usage", usage_text(job.usage)),
         ("parallel tasks", job.max_parallel_tasks or "as many as the workers have slots"),
         ("workers per machine", job.workers_per_machine or "every slot"),
         ("priority", job.priority),
@@ -143,6 +158,8 @@ def show_job_details(args: argparse.Namespace) -> int:
         ("started", when(job.started_at)),
         ("ended", when(job.ended_at)),
     ]
+    if job.notifications_url:
+        pairs.append(("notifications", display_url(job.notifications_url)))
     if job.notice:
         pairs.append(("notice", job.notice))
     if job.error:
@@ -282,6 +299,17 @@ def _job_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--job-id", "-j", help="choose the job id (default: generated)")
     p.add_argument("--wait", action="store_true", help="follow the job's progress until it ends")
+    p.add_argument(
+        "--notifications-url",
+        metavar="URL",
+        help="POST each of the job's events here as signed JSON (docs/webhooks.md)",
+    )
+    p.add_argument(
+        "--estimate",
+        action="store_true",
+        help="run the workflow on a small sample of the batch and print what the job would cost; "
+        "starts no job",
+    )
 
 
 def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:

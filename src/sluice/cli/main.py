@@ -8,11 +8,14 @@ import sys
 import grpc
 
 from sluice.cli import (
+    admin_commands,
+    event_commands,
     job_commands,
     model_commands,
     stack,
     staging_commands,
     triton_commands,
+    usage_commands,
     workflow_commands,
 )
 from sluice.cli.context import add_connection_options
@@ -33,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     job_commands.register(sub, [connection_options])
     models = model_commands.register(sub, [connection_options])
     triton_commands.register_export(models, [connection_options])
+    usage_commands.register(sub, [connection_options])
+    admin_commands.register(sub, [connection_options])
+    event_commands.register(sub, [connection_options])
     return parser
 
 

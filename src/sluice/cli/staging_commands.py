@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from sluice.cli.context import connection
 from sluice.cli.download import download, local_path, unpack_archives
@@ -21,6 +25,7 @@ from sluice.ids import (
     validate_id,
 )
 from sluice.v1 import common_pb2, staging_pb2
+from sluice.webhooks import display_url, validate_url
 
 BATCH_TYPES = {
     common_pb2.BATCH_TYPE_IMAGES: "images",
@@ -66,8 +71,13 @@ def _create_batch(args: argparse.Namespace, folder: Path, media: _Media) -> int:
         raise InvalidArgument(f"no {noun}s in {folder} (nothing to upload{found})")
     conn = connection(args)
     stub = conn.staging()
+    ttl_seconds = args.expire_after_days * 86400.0 if args.expire_after_days else 0.0
+    url = validate_url(args.notifications_url) if args.notifications_url else ""
     stub.CreateBatch(
-        staging_pb2.CreateBatchRequest(batch_id=batch_id, type=media.batch_type), metadata=conn.metadata
+        staging_pb2.CreateBatchRequest(
+            batch_id=batch_id, type=media.batch_type, ttl_seconds=ttl_seconds, notifications_url=url
+        ),
+        metadata=conn.metadata,
     )
     staged = {o.name: o.size_bytes for o in staged_objects(stub, conn.metadata, batch_id)}
     plan = plan_upload(files, staged, media.accepts)
@@ -86,6 +96,39 @@ def _create_batch(args: argparse.Namespace, folder: Path, media: _Media) -> int:
         f"({human_bytes(batch.total_bytes)}) in {batch.part_count} part(s)"
     )
     return 0
+
+
+def _days(value: str) -> float:
+    """--expire-after-days: a positive number of days (fractions allowed)."""
+    try:
+        days = float(value)
+    except ValueError:
+        days = -1.0
+    if not math.isfinite(days) or days <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of days, not {value!r}")
+    return days
+
+
+def _held_past_expiry(batch: staging_pb2.Batch) -> bool:
+    return batch.HasField("held_until") and batch.held_until.ToDatetime() > batch.expires_at.ToDatetime()
+
+
+def _lapses(batch: staging_pb2.Batch) -> Timestamp:
+    """When the batch stops being usable: its expiry, or a job's hold on it when later."""
+    return batch.held_until if _held_past_expiry(batch) else batch.expires_at
+
+
+def is_expired(batch: staging_pb2.Batch) -> bool:
+    return batch.HasField("expired_at") or _lapses(batch).ToDatetime(tzinfo=UTC) <= datetime.now(UTC)
+
+
+def expiry_text(batch: staging_pb2.Batch) -> str:
+    """When the batch expires, or when it expired; a job's hold past its expiry is said too."""
+    if is_expired(batch):
+        return f"expired on {when(_lapses(batch))}"
+    if _held_past_expiry(batch):
+        return f"{when(batch.expires_at)} (held by a job until {when(batch.held_until)})"
+    return when(batch.expires_at)
 
 
 def duration_text(seconds: float) -> str:
@@ -140,7 +183,7 @@ def list_batches(args: argparse.Namespace) -> int:
                 b.object_count,
                 human_bytes(b.total_bytes),
                 when(b.created_at),
-                when(b.expires_at),
+                expiry_text(b),
             )
             for b in page.batches
         )
@@ -162,7 +205,7 @@ def show_batch_details(args: argparse.Namespace) -> int:
         metadata=conn.metadata,
     )
     video_totals: list[tuple[str, object]] = []
-    if batch.type == common_pb2.BATCH_TYPE_VIDEOS:
+    if batch.type == common_pb2.BATCH_TYPE_VIDEOS and not is_expired(batch):
         videos = [o.video for o in staged_objects(stub, conn.metadata, batch.batch_id) if o.HasField("video")]
         video_totals = [
             ("duration", duration_text(sum(v.duration_s for v in videos))),
@@ -178,8 +221,13 @@ def show_batch_details(args: argparse.Namespace) -> int:
                 ("parts", batch.part_count),
                 *video_totals,
                 ("created", when(batch.created_at)),
-                ("expires", when(batch.expires_at)),
+                ("expires", expiry_text(batch)),
                 *([("source job", batch.source_job_id)] if batch.source_job_id else []),
+                *(
+                    [("notifications", display_url(batch.notifications_url))]
+                    if batch.notifications_url
+                    else []
+                ),
             ]
         )
     )
@@ -246,6 +294,16 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     )
     p.add_argument("--images-dir", "-i", type=Path, required=True, help="folder of images (recursive)")
     p.add_argument("--batch-id", "-b", required=True, help="lower case letters, digits, '-' and '_'")
+    p.add_argument(
+        "--expire-after-days",
+        type=_days,
+        help="delete the batch this many days after it is created (default: the installation's, 7)",
+    )
+    p.add_argument(
+        "--notifications-url",
+        metavar="URL",
+        help="POST each of the batch's events here as signed JSON (docs/webhooks.md)",
+    )
     p.set_defaults(func=create_batch_of_images)
 
     p = group.add_parser(
@@ -253,6 +311,16 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     )
     p.add_argument("--videos-dir", "-v", type=Path, required=True, help="folder of videos (recursive)")
     p.add_argument("--batch-id", "-b", required=True, help="lower case letters, digits, '-' and '_'")
+    p.add_argument(
+        "--expire-after-days",
+        type=_days,
+        help="delete the batch this many days after it is created (default: the installation's, 7)",
+    )
+    p.add_argument(
+        "--notifications-url",
+        metavar="URL",
+        help="POST each of the batch's events here as signed JSON (docs/webhooks.md)",
+    )
     p.set_defaults(func=create_batch_of_videos)
 
     p = group.add_parser("list-batches", parents=parents, help="list the workspace's batches")

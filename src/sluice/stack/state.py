@@ -1,7 +1,8 @@
 """The local stack's state folder: its layout, stack.json, and the credentials the CLI uses.
 
-Layout: nats/, postgres/, objects/ (the object store), logs/<part>.log (and logs/watchdog.log),
-stack.json (ports, pids, restarts, the options of `up`), api_keys.json, internal_token and
+Layout: nats/ (nats.conf, users.conf (0600): the NATS accounts and users, the pid file, js/),
+postgres/, objects/ (the object store), logs/<part>.log (and logs/watchdog.log), stack.json
+(ports, pids, restarts, the options of `up`), api_keys.json, internal_token and
 credentials.json (the last three mode 0600).
 """
 
@@ -34,6 +35,19 @@ class Layout:
     @property
     def nats_dir(self) -> Path:
         return self.root / "nats"
+
+    @property
+    def nats_config_file(self) -> Path:
+        return self.nats_dir / "nats.conf"
+
+    @property
+    def nats_users_file(self) -> Path:
+        """The NATS accounts and users (mode 0600; `sluice.nats_auth` writes it)."""
+        return self.nats_dir / "users.conf"
+
+    @property
+    def nats_pid_file(self) -> Path:
+        return self.nats_dir / "nats-server.pid"
 
     @property
     def postgres_dir(self) -> Path:

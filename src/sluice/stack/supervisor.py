@@ -5,6 +5,11 @@ detached with its output in logs/<part>.log, then the watchdog (sluice.stack.wat
 restarts a part that dies; `down` stops the watchdog first. Ports are remembered in stack.json and
 reused. `start_part` is the one place a part's command and environment are made, for `up` and the
 watchdog alike.
+
+NATS runs with authorization (nats/nats.conf, including nats/users.conf): the services connect
+as user `sluice` with the internal token as password, and each API key is a user of its
+workspace's account, which the scheduler writes into users.conf (`sluice.nats_auth`). The token
+reaches the services in their environment only, never stack.json, a command line or a log.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sluice.auth import read_keys_file
 from sluice.config import Settings
 from sluice.errors import FailedPrecondition, InvalidArgument, Unavailable
+from sluice.nats_auth import admits, render_users, service_password_hash, write_users_file
 from sluice.stack.health import grpc_serving
-from sluice.stack.nats_process import nats_marker, nats_ready, start_nats
+from sluice.stack.nats_process import nats_config_marker, nats_ready, start_nats, write_nats_config
 from sluice.stack.ports import LOOPBACK, free_port, port_is_free
 from sluice.stack.postgres_process import (
     PostgresServer,
@@ -61,6 +68,7 @@ MACHINE_TYPES = ("cpu", "gpu")
 SERVICE_READY_TIMEOUT_S = 60.0
 SERVICE_STOP_TIMEOUT_S = 20.0
 LOCK_TIMEOUT_S = 120.0
+NATS_USER = "sluice"  # the services' NATS user; its password is the internal token
 
 Signals = list[tuple[signal.Signals, float]]
 
@@ -155,6 +163,7 @@ def _running_and_ready(
 def _settings(layout: Layout, stack: StackFile) -> Settings:
     """What every service is told: addresses from the recorded ports, the token, the log level."""
     address = {part: f"{LOOPBACK}:{stack.record(part).port}" for part in PARTS}
+    token = layout.token_file.read_text().strip()
     return Settings(
         database_url=f"postgresql://postgres@{address['postgres']}/{DATABASE}",
         nats_url=f"nats://{address['nats']}",
@@ -162,9 +171,30 @@ def _settings(layout: Layout, stack: StackFile) -> Settings:
         staging_address=address["staging"],
         scheduler_address=address["scheduler"],
         api_keys_file=layout.api_keys_file,
-        internal_token=layout.token_file.read_text().strip(),
+        internal_token=token,
         log_level=stack.options.log_level,
+        nats_user=NATS_USER,
+        nats_password=token,
+        nats_users_file=layout.nats_users_file,
+        nats_pid_file=layout.nats_pid_file,
     )
+
+
+def _prepare_nats(layout: Layout, port: int) -> Path:
+    """nats/nats.conf for `port`, and a users file that lets the services in. A missing one, or
+    one made for another token, is written with the services' account and an account for each
+    workspace of the keys file, as the scheduler will write it at start (so that finds nothing
+    to change); the scheduler adds the rest."""
+    token = layout.token_file.read_text().strip()
+    users = layout.nats_users_file
+    if not admits(users, NATS_USER, token):
+        bootstrap = sorted(set(read_keys_file(layout.api_keys_file).values()))
+        service_hash = service_password_hash(token)
+        text = render_users(
+            [], workspaces=bootstrap, service_user=NATS_USER, service_password_hash=service_hash
+        )
+        write_users_file(users, text)
+    return write_nats_config(layout.nats_dir, port, users, layout.nats_pid_file)
 
 
 def service_launch(layout: Layout, stack: StackFile, name: str) -> tuple[list[str], dict[str, str], str]:
@@ -189,8 +219,12 @@ def start_part(layout: Layout, stack: StackFile, name: str, *, by_watchdog: bool
     since = _log_header(log_file, f"{doing} {name}")
     try:
         if name == "nats":
-            nats = start_nats(layout.nats_dir, port=record.port or -1, log_file=log_file, detached=True)
-            record.pid, record.port, record.marker = nats.pid, nats.port, nats_marker(layout.nats_dir)
+            port = record.port or free_port()
+            config = _prepare_nats(layout, port)
+            nats = start_nats(
+                layout.nats_dir, port=port, log_file=log_file, detached=True, config_file=config
+            )
+            record.pid, record.port, record.marker = nats.pid, nats.port, nats_config_marker(config)
         elif name == "postgres":
             pg = start_postgres(layout.postgres_dir, port=record.port, log_file=log_file, detached=True)
             record.pid, record.port = pg.pid, pg.port
@@ -221,6 +255,15 @@ def _ensure_server(
     if not _running_and_ready(record, lambda: ready(record.port), grace_s, signals):
         start_part(layout, stack, name)
         started.append(name)
+
+
+def _retire_open_nats(layout: Layout, stack: StackFile) -> None:
+    """Stop a NATS that an older Sluice started without the configuration file (and so without
+    authorization); `up` starts it again with it, on the same port and store."""
+    record = stack.record("nats")
+    current = nats_config_marker(layout.nats_config_file)
+    if is_running(record) and record.pid is not None and record.marker != current:
+        stop_pid(record.pid, [(signal.SIGTERM, 10.0)])
 
 
 def _ensure_database(layout: Layout, stack: StackFile) -> None:
@@ -314,6 +357,7 @@ def up(
         log_level = os.environ.get("SLUICE_LOG_LEVEL", "INFO")
         stack.options = UpOptions(machine_type, workers_per_machine, log_level)
         api_key, _ = ensure_secrets(layout)
+        _retire_open_nats(layout, stack)
         _ensure_server(layout, stack, "nats", nats_ready, 5.0, _TERM, started)
         _ensure_server(layout, stack, "postgres", postgres_ready, 10.0, _FAST_SHUTDOWN, started)
         _ensure_database(layout, stack)

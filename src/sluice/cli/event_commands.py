@@ -1,0 +1,73 @@
+"""`sluice events --job-id J [--follow]`: a job's events, one line each, oldest first."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+from typing import TextIO
+
+from sluice.cli.context import connection
+from sluice.ids import validate_id
+from sluice.v1 import events_pb2, scheduler_pb2
+
+_PREFIX = "EVENT_TYPE_"
+
+
+def kind(event: events_pb2.Event) -> str:
+    """The event's kind as in its subject, e.g. job_completed."""
+    try:
+        name = events_pb2.EventType.Name(event.type)
+    except ValueError:
+        return f"type_{event.type}"
+    return name.removeprefix(_PREFIX).lower()
+
+
+def event_line(event: events_pb2.Event) -> str:
+    """Time (UTC), kind, state, stage, items done/total and message."""
+    time = event.time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    items = f"{event.items_done}/{event.items_total}" if event.items_total else "-"
+    columns = [
+        time,
+        f"{kind(event):25}",
+        f"{event.state or '-':21}",
+        f"{event.stage or '-':10}",
+        f"{items:>11}",
+    ]
+    line = "  ".join(columns)
+    return f"{line}  {event.message}".rstrip()
+
+
+def print_events(events: Iterable[events_pb2.Event], out: TextIO) -> int:
+    count = 0
+    for event in events:
+        print(event_line(event), file=out, flush=True)
+        count += 1
+    return count
+
+
+def events(args: argparse.Namespace) -> int:
+    conn = connection(args)
+    request = scheduler_pb2.ListEventsRequest(job_id=validate_id(args.job_id, "job id"), follow=args.follow)
+    count = print_events(conn.scheduler().ListEvents(request, metadata=conn.metadata), sys.stdout)
+    if not count:
+        print("no events")
+    return 0
+
+
+def register(group: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    p = group.add_parser(
+        "events",
+        parents=parents,
+        help="print a job's events, oldest first",
+        description="Print a job's events from its workspace's events stream, one line each: "
+        "time (UTC), kind, state, stage, items done/total, message.",
+    )
+    p.add_argument("--job-id", "-j", required=True)
+    p.add_argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="keep printing new events until the job ends (Ctrl-C stops)",
+    )
+    p.set_defaults(func=events)
