@@ -105,6 +105,10 @@ def test_an_estimate_is_within_a_quarter_of_what_the_job_measures(staged: Path) 
     details = sluice(state, "batch-processing", "show-job-details", "--job-id", "measured").stdout
     measured = float(re.search(r"^machine time\s+([\d.]+) s", details, re.M).group(1))  # type: ignore[union-attr]
     assert "usage" in details and "completed" in details
+    print(
+        f"[estimate] estimated {expected:.1f} s, the job measured {measured:.1f} s "
+        f"({expected / measured:.2f}x), wall {estimate['wall time']}"
+    )
     assert abs(expected - measured) <= 0.25 * measured, (estimate, measured)
 
     # The sample's machine time is usage too, marked as an estimate.

@@ -383,6 +383,7 @@ async def test_a_job_on_an_expired_batch_is_refused_before_anything_is_written(m
         await create_job(mesh, "late")
     assert raised.value.code() == FAILED_PRECONDITION
     assert (raised.value.details() or "").startswith("batch 'pics' expired on ")
+    print(f"[expired batch, clock moved 8 days] {raised.value.code().name}: {raised.value.details()}")
     stub = mesh.scheduler_stub()
     jobs = await stub.ListJobs(scheduler_pb2.ListJobsRequest(), metadata=mesh.md())
     assert [j.job_id for j in jobs.jobs] == []

@@ -133,6 +133,10 @@ async def test_a_finished_jobs_usage_is_its_tasks_machine_time_at_the_configured
     assert job.usage.cpu_seconds == pytest.approx(used, rel=1e-9)
     assert job.machine_seconds == pytest.approx(job.usage.cpu_seconds + job.usage.gpu_seconds, rel=1e-9)
     assert job.usage.credits == pytest.approx(used / 3600 * 2.5, rel=1e-9)
+    print(
+        f"[usage] tasks' machine time {used:.3f} s, job usage cpu {job.usage.cpu_seconds:.3f} s, "
+        f"gpu {job.usage.gpu_seconds:.3f} s, {job.usage.credits:.6f} credits at 2.5 per cpu hour"
+    )
     listed = await mesh.scheduler_stub().ListJobs(S.ListJobsRequest(), metadata=mesh.md())
     assert [j.usage for j in listed.jobs] == [job.usage]
 

@@ -454,6 +454,9 @@ def test_a_receiver_answering_500_twice_gets_the_event_on_the_third_attempt(
     assert len({r.headers["Sluice-Signature"] for r in created}) == 3, "each attempt is signed anew"
     assert_a_whole_job(receiver.delivered(), "retried")
     logs = sluice(state, "batch-processing", "fetch-logs", "--job-id", "retried").stdout
+    print(
+        "[webhook retries]", *(line for line in logs.splitlines() if "webhook job_created" in line), sep="\n"
+    )
     for line in (
         "webhook job_created attempt 1: HTTP 500",
         "webhook job_created attempt 2: HTTP 500",
@@ -475,6 +478,7 @@ def test_a_receiver_down_for_a_while_gets_every_event_in_order_once_back(
     wait_until(lambda: any(b["type"] == "job_completed" for b in receiver.delivered()), 30, "job_completed")
     assert_a_whole_job(receiver.delivered(), "missed")
     assert [b["type"] for b in receiver.delivered()] == stream_kinds(state, "missed")
+    print(f"[receiver down] delivered in order once back: {[b['type'] for b in receiver.delivered()]}")
 
 
 @pytest.mark.e2e

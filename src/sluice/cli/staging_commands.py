@@ -285,6 +285,20 @@ def export_batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_batch_options(p: argparse.ArgumentParser) -> None:
+    """What a new batch may be given: its lifetime and where its events are posted."""
+    p.add_argument(
+        "--expire-after-days",
+        type=_days,
+        help="delete the batch this many days after it is created (default: the installation's, 7)",
+    )
+    p.add_argument(
+        "--notifications-url",
+        metavar="URL",
+        help="POST each of the batch's events here as signed JSON (docs/webhooks.md)",
+    )
+
+
 def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     group = sub.add_parser("data-staging", help="stage data: batches of images and videos").add_subparsers(
         dest="verb", required=True, metavar="VERB"
@@ -294,16 +308,7 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     )
     p.add_argument("--images-dir", "-i", type=Path, required=True, help="folder of images (recursive)")
     p.add_argument("--batch-id", "-b", required=True, help="lower case letters, digits, '-' and '_'")
-    p.add_argument(
-        "--expire-after-days",
-        type=_days,
-        help="delete the batch this many days after it is created (default: the installation's, 7)",
-    )
-    p.add_argument(
-        "--notifications-url",
-        metavar="URL",
-        help="POST each of the batch's events here as signed JSON (docs/webhooks.md)",
-    )
+    _add_batch_options(p)
     p.set_defaults(func=create_batch_of_images)
 
     p = group.add_parser(
@@ -311,16 +316,7 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     )
     p.add_argument("--videos-dir", "-v", type=Path, required=True, help="folder of videos (recursive)")
     p.add_argument("--batch-id", "-b", required=True, help="lower case letters, digits, '-' and '_'")
-    p.add_argument(
-        "--expire-after-days",
-        type=_days,
-        help="delete the batch this many days after it is created (default: the installation's, 7)",
-    )
-    p.add_argument(
-        "--notifications-url",
-        metavar="URL",
-        help="POST each of the batch's events here as signed JSON (docs/webhooks.md)",
-    )
+    _add_batch_options(p)
     p.set_defaults(func=create_batch_of_videos)
 
     p = group.add_parser("list-batches", parents=parents, help="list the workspace's batches")
