@@ -12,7 +12,7 @@ lint:
 	.venv/bin/ruff format --check .
 
 typecheck:
-	.venv/bin/mypy src/sluice services bench
+	.venv/bin/mypy src/sluice services dashboard bench
 
 unit:
 	.venv/bin/pytest -q -m "not e2e"

@@ -23,8 +23,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from bench.model import WORKFLOW_FILE
-from sluice.cli.job_states import ENDED
 from sluice.clients import aio_channel, scheduler_stub, user_metadata
+from sluice.job_states import ENDED
 from sluice.messaging import connect
 from sluice.stack.state import Layout, StackFile, load_credentials
 from sluice.stack.supervisor import NATS_USER

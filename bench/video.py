@@ -32,7 +32,7 @@ import onnxruntime as ort
 
 from bench.mesh import CliError, JobWatcher, cli, cli_command, log_tails, sluice_down
 from bench.report import aligned, fmt
-from sluice.cli.job_states import JOB_STATES
+from sluice.job_states import JOB_STATES
 from sluice.models import Detector, MappingCatalog
 from sluice.stack.state import load_credentials
 from sluice.v1 import scheduler_pb2

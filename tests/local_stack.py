@@ -21,12 +21,13 @@ def sluice(
     return result
 
 
-def local_stack(prefix: str) -> Iterator[Path]:
-    """A started stack's state folder (reachable by the unprivileged Postgres user); on the way
-    out it stops the stack, prints the tail of every log and removes the folder."""
+def local_stack(prefix: str, *, dashboard: bool = False) -> Iterator[Path]:
+    """A started stack's state folder (reachable by the unprivileged Postgres user), with the
+    dashboard only when asked (it is one more process to start); on the way out it stops the
+    stack, prints the tail of every log and removes the folder."""
     folder = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     folder.chmod(0o755)
-    sluice(folder, "up")
+    sluice(folder, "up", *(() if dashboard else ("--no-dashboard",)))
     try:
         yield folder
     finally:

@@ -10,11 +10,11 @@ from pathlib import Path
 from sluice.cli import log_commands
 from sluice.cli.context import connection
 from sluice.cli.job_follow import wait
-from sluice.cli.job_states import JOB_STATE_CHOICES, JOB_STATES, STAGE_STATES, TASK_STATES, task_counts
 from sluice.cli.output import fields, table, when
 from sluice.cli.usage_commands import print_estimate, usage_text
 from sluice.errors import InvalidArgument
 from sluice.ids import validate_id
+from sluice.job_states import JOB_STATE_CHOICES, JOB_STATES, STAGE_STATES, TASK_STATES, task_counts
 from sluice.v1 import common_pb2, scheduler_pb2
 from sluice.webhooks import display_url, validate_url
 

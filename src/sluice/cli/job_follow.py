@@ -9,7 +9,7 @@ import grpc
 from tqdm import tqdm
 
 from sluice.cli.context import Connection
-from sluice.cli.job_states import ENDED, JOB_STATES, SUCCEEDED
+from sluice.job_states import ENDED, JOB_STATES, SUCCEEDED
 from sluice.v1 import common_pb2, scheduler_pb2
 
 POLL_S = 0.5

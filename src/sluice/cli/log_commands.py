@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TextIO
 
 from sluice.cli.context import Connection, connection
-from sluice.cli.job_states import SEVERITIES, SEVERITY_CHOICES
 from sluice.ids import validate_id
+from sluice.job_states import SEVERITIES, SEVERITY_CHOICES
 from sluice.v1 import scheduler_pb2
 
 

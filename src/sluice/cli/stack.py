@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sluice.stack.services import PARTS
+from sluice.stack.services import DASHBOARD, PARTS
 from sluice.stack.state import default_state_dir
 from sluice.stack.supervisor import StackStatus, down, status, up
 
@@ -26,8 +26,12 @@ def _state_dir(args: argparse.Namespace) -> Path:
 def _print_status(result: StackStatus) -> None:
     rows = [("PART", "STATE", "ADDRESS", "PID", "RESTARTS")]
     for part in result.parts:
+        if part.name == DASHBOARD and not result.dashboard_enabled and not part.pid:
+            rows.append((part.name, "off", "-", "-", "-"))
+            continue
         state = "started" if part.started and part.up else part.state
-        rows.append((part.name, state, part.address or "-", str(part.pid or "-"), str(part.restarts)))
+        address = f"http://{part.address}" if part.name == DASHBOARD and part.address else part.address
+        rows.append((part.name, state, address or "-", str(part.pid or "-"), str(part.restarts)))
     watchdog = result.watchdog
     state = "started" if watchdog.started and watchdog.up else watchdog.state
     rows.append((watchdog.name, state, "-", str(watchdog.pid or "-"), "-"))
@@ -44,9 +48,13 @@ def _up(args: argparse.Namespace) -> int:
         ports={part: port for part, port in ports.items() if port},
         workers_per_machine=args.workers_per_machine,
         machine_type=args.machine_type,
+        dashboard=not args.no_dashboard,
     )
     _print_status(result)
     print(f"credentials: {result.credentials_file}")
+    board = result.part(DASHBOARD)
+    if result.dashboard_enabled and board.up:
+        print(f"dashboard: http://{board.address} (sign in with the api_key in {result.credentials_file})")
     return 0 if result.up else 1
 
 
@@ -73,6 +81,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     up_parser.add_argument(
         "--machine-type", choices=("cpu", "gpu"), default="cpu", help="the worker's kind (default cpu)"
+    )
+    up_parser.add_argument(
+        "--no-dashboard", action="store_true", help="do not start the dashboard (stop it if it runs)"
     )
     up_parser.set_defaults(func=_up)
 

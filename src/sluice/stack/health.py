@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
+
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -21,6 +24,15 @@ def grpc_serving(address: str, timeout_s: float = 1.0) -> bool:
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
+def http_healthy(address: str, path: str = "/_stcore/health", timeout_s: float = 1.0) -> bool:
+    """Whether GET http://`address``path` answers 200 (the dashboard's Streamlit health check)."""
+    try:
+        with urllib.request.urlopen(f"http://{address}{path}", timeout=timeout_s) as reply:
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
 def part_ready(part: str, port: int) -> bool:
     """Whether `part` listening on loopback `port` is ready to serve."""
     if port <= 0:
@@ -29,4 +41,6 @@ def part_ready(part: str, port: int) -> bool:
         return nats_ready(port)
     if part == "postgres":
         return postgres_ready(port)
+    if part == "dashboard":
+        return http_healthy(f"{LOOPBACK}:{port}")
     return grpc_serving(f"{LOOPBACK}:{port}")

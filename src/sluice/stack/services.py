@@ -1,4 +1,5 @@
-"""The four service processes of the local stack, and the watchdog, and how each is started."""
+"""The four service processes of the local stack, the dashboard, the watchdog, and how each is
+started."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from pathlib import Path
 
 INFRASTRUCTURE = ("nats", "postgres")
 SERVICES = ("staging", "scheduler", "worker", "exporter")
-PARTS = INFRASTRUCTURE + SERVICES
+# The Streamlit dashboard: a client of staging and the scheduler, started after them (unless
+# `up --no-dashboard`), stopped first.
+DASHBOARD = "dashboard"
+PARTS = (*INFRASTRUCTURE, *SERVICES, DASHBOARD)
 SERVICE_STOP_ORDER = ("worker", "exporter", "scheduler", "staging")
 WATCHDOG = "watchdog"
 
@@ -27,6 +31,7 @@ SPECS = {
     "scheduler": ServiceSpec("scheduler", "sluice_scheduler", "--address"),
     "worker": ServiceSpec("worker", "sluice_worker", "--health-address"),
     "exporter": ServiceSpec("exporter", "sluice_exporter", "--health-address"),
+    DASHBOARD: ServiceSpec(DASHBOARD, "sluice_dashboard", "--address"),
 }
 
 

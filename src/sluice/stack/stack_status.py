@@ -9,7 +9,7 @@ from pathlib import Path
 from sluice.stack.health import part_ready
 from sluice.stack.ports import LOOPBACK
 from sluice.stack.processes import is_our_process
-from sluice.stack.services import PARTS, WATCHDOG
+from sluice.stack.services import DASHBOARD, PARTS, WATCHDOG
 from sluice.stack.state import Layout, PartRecord, StackFile
 
 
@@ -37,10 +37,13 @@ class StackStatus:
     state_dir: Path
     parts: tuple[PartStatus, ...]
     watchdog: PartStatus
+    dashboard_enabled: bool = True
 
     @property
     def up(self) -> bool:
-        return self.watchdog.up and all(part.up for part in self.parts)
+        return self.watchdog.up and all(
+            part.up for part in self.parts if part.name != DASHBOARD or self.dashboard_enabled
+        )
 
     @property
     def logs_dir(self) -> Path:
@@ -95,4 +98,4 @@ def status(state_dir: Path, started: Collection[str] = ()) -> StackStatus:
         log_file=layout.log(WATCHDOG),
         started=WATCHDOG in started,
     )
-    return StackStatus(layout.root, tuple(parts), watchdog)
+    return StackStatus(layout.root, tuple(parts), watchdog, stack.options.dashboard)

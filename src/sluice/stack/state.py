@@ -103,6 +103,7 @@ class UpOptions:
     machine_type: str = "cpu"
     workers_per_machine: int = 2
     log_level: str = "INFO"
+    dashboard: bool = True
 
 
 @dataclass

@@ -1,15 +1,17 @@
 """The one-machine stack: `up` starts what is not running, `down` stops it, state stays on disk.
 
 Start order: NATS, Postgres (database `sluice`), then staging, scheduler, worker and exporter, each
-detached with its output in logs/<part>.log, then the watchdog (sluice.stack.watchdog), which
-restarts a part that dies; `down` stops the watchdog first. Ports are remembered in stack.json and
+detached with its output in logs/<part>.log, then the dashboard (unless `--no-dashboard`), then
+the watchdog (sluice.stack.watchdog), which restarts a part that dies; `down` stops the watchdog
+first, then the dashboard. Ports are remembered in stack.json and
 reused. `start_part` is the one place a part's command and environment are made, for `up` and the
 watchdog alike.
 
 NATS runs with authorization (nats/nats.conf, including nats/users.conf): the services connect
 as user `sluice` with the internal token as password, and each API key is a user of its
 workspace's account, which the scheduler writes into users.conf (`sluice.nats_auth`). The token
-reaches the services in their environment only, never stack.json, a command line or a log.
+reaches the services in their environment only, never stack.json, a command line or a log. The
+dashboard gets only the services' addresses: it acts with the API key each browser signs in with.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from sluice.auth import read_keys_file
 from sluice.config import Settings
 from sluice.errors import FailedPrecondition, InvalidArgument, Unavailable
 from sluice.nats_auth import admits, render_users, service_password_hash, write_users_file
-from sluice.stack.health import grpc_serving
+from sluice.stack.health import grpc_serving, http_healthy
 from sluice.stack.nats_process import nats_config_marker, nats_ready, start_nats, write_nats_config
 from sluice.stack.ports import LOOPBACK, free_port, port_is_free
 from sluice.stack.postgres_process import (
@@ -41,6 +43,7 @@ from sluice.stack.postgres_process import (
 )
 from sluice.stack.processes import log_size, log_tail, pid_alive, spawn, stop_pid
 from sluice.stack.services import (
+    DASHBOARD,
     PARTS,
     SERVICE_STOP_ORDER,
     SERVICES,
@@ -197,12 +200,20 @@ def _prepare_nats(layout: Layout, port: int) -> Path:
     return write_nats_config(layout.nats_dir, port, users, layout.nats_pid_file)
 
 
+def _dashboard_env(stack: StackFile) -> dict[str, str]:
+    """What the dashboard is told: where the services are; no token, no key."""
+    return {
+        "SLUICE_STAGING_ADDRESS": f"{LOOPBACK}:{stack.record('staging').port}",
+        "SLUICE_SCHEDULER_ADDRESS": f"{LOOPBACK}:{stack.record('scheduler').port}",
+    }
+
+
 def service_launch(layout: Layout, stack: StackFile, name: str) -> tuple[list[str], dict[str, str], str]:
     """Service `name`'s command, environment, and a digest of both (less what is inherited)."""
     options = stack.options
     address = f"{LOOPBACK}:{stack.record(name).port}"
     cmd = service_command(name, address, options.machine_type, options.workers_per_machine)
-    settings_env = _settings(layout, stack).to_env()
+    settings_env = _dashboard_env(stack) if name == DASHBOARD else _settings(layout, stack).to_env()
     env = {**os.environ, **settings_env, "PYTHONUNBUFFERED": "1"}
     return cmd, env, _digest(cmd, settings_env)
 
@@ -281,7 +292,7 @@ def _start_service(layout: Layout, stack: StackFile, name: str) -> int | None:
     record = stack.record(name)
     address = f"{LOOPBACK}:{record.port}"
     _, _, digest = service_launch(layout, stack, name)
-    if record.env_digest == digest and _running_and_ready(record, lambda: grpc_serving(address), 5.0):
+    if record.env_digest == digest and _running_and_ready(record, lambda: _serving(name, address), 5.0):
         return None
     if is_running(record) and record.pid is not None:
         stop_pid(record.pid, _TERM)
@@ -304,13 +315,17 @@ def _ensure_watchdog(layout: Layout, stack: StackFile, started: list[str]) -> No
     started.append(WATCHDOG)
 
 
+def _serving(name: str, address: str) -> bool:
+    return http_healthy(address) if name == DASHBOARD else grpc_serving(address)
+
+
 def _wait_service(layout: Layout, name: str, record: PartRecord, since: int) -> str | None:
     """None once service `name` serves; else why not, with the last lines of its log."""
     address = f"{LOOPBACK}:{record.port}"
     log_file = layout.log(name)
     deadline = time.monotonic() + SERVICE_READY_TIMEOUT_S
     while time.monotonic() < deadline:
-        if grpc_serving(address):
+        if _serving(name, address):
             return None
         if not pid_alive(record.pid):
             return f"{name} exited while starting; last lines of {log_file}:\n" + log_tail(
@@ -332,8 +347,10 @@ def up(
     ports: dict[str, int] | None = None,
     workers_per_machine: int = 2,
     machine_type: str = "cpu",
+    dashboard: bool = True,
 ) -> StackStatus:
-    """Start every part of the stack in `state_dir` that is not running; returns the status."""
+    """Start every part of the stack in `state_dir` that is not running (the dashboard only when
+    `dashboard`; a running one is stopped otherwise); returns the status."""
     requested = {part: port for part, port in (ports or {}).items() if port}
     unknown = sorted(set(requested) - set(PARTS))
     if unknown:
@@ -355,7 +372,7 @@ def up(
         for part in PARTS:
             stack.record(part).port = chosen[part]
         log_level = os.environ.get("SLUICE_LOG_LEVEL", "INFO")
-        stack.options = UpOptions(machine_type, workers_per_machine, log_level)
+        stack.options = UpOptions(machine_type, workers_per_machine, log_level, dashboard)
         api_key, _ = ensure_secrets(layout)
         _retire_open_nats(layout, stack)
         _ensure_server(layout, stack, "nats", nats_ready, 5.0, _TERM, started)
@@ -368,17 +385,32 @@ def up(
             since = _start_service(layout, stack, name)
             if since is not None:
                 waiting[name] = since
-        started.extend(waiting)
         failures = [
             failure
             for name, since in waiting.items()
             if (failure := _wait_service(layout, name, stack.record(name), since))
         ]
+        if not failures:
+            failures = _ensure_dashboard(layout, stack, dashboard, waiting)
+        started.extend(waiting)
         if failures:
             raise Unavailable("\n".join(failures) + "\n(stop the rest with `sluice down`)")
         stack.save(layout)
         _ensure_watchdog(layout, stack, started)
     return status(layout.root, started)
+
+
+def _ensure_dashboard(layout: Layout, stack: StackFile, wanted: bool, started: dict[str, int]) -> list[str]:
+    """Start the dashboard once the services serve (or stop it when not wanted); why it failed."""
+    if not wanted:
+        _stop_part(stack.parts.get(DASHBOARD), _TERM)
+        return []
+    since = _start_service(layout, stack, DASHBOARD)
+    if since is None:
+        return []
+    started[DASHBOARD] = since
+    failure = _wait_service(layout, DASHBOARD, stack.record(DASHBOARD), since)
+    return [failure] if failure else []
 
 
 def _stop_part(record: PartRecord | None, signals: Signals) -> None:
@@ -390,13 +422,15 @@ def _stop_part(record: PartRecord | None, signals: Signals) -> None:
 
 
 def down(state_dir: Path) -> StackStatus:
-    """Stop the watchdog, the services (worker first), NATS, then Postgres; state stays."""
+    """Stop the watchdog, the dashboard, the services (worker first), NATS, then Postgres; state
+    stays."""
     layout = Layout(state_dir.absolute())
     if not layout.stack_file.exists():
         return status(layout.root)
     with locked(layout):
         stack = StackFile.load(layout)
         _stop_part(stack.parts.get(WATCHDOG), [(signal.SIGTERM, 5.0)])  # first: it restarts parts
+        _stop_part(stack.parts.get(DASHBOARD), _TERM)
         for name in SERVICE_STOP_ORDER:
             _stop_part(stack.parts.get(name), _TERM)
         _stop_part(stack.parts.get("nats"), [(signal.SIGTERM, 10.0)])

@@ -195,3 +195,33 @@ class BatchLocation(_message.Message):
     batch_id: str
     url: str
     def __init__(self, batch_id: _Optional[str] = ..., url: _Optional[str] = ...) -> None: ...
+
+class GetThumbnailsRequest(_message.Message):
+    __slots__ = ("batch_id", "names", "max_side")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    MAX_SIDE_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    names: _containers.RepeatedScalarFieldContainer[str]
+    max_side: int
+    def __init__(self, batch_id: _Optional[str] = ..., names: _Optional[_Iterable[str]] = ..., max_side: _Optional[int] = ...) -> None: ...
+
+class Thumbnail(_message.Message):
+    __slots__ = ("name", "jpeg", "width", "height", "error")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    JPEG_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    jpeg: bytes
+    width: int
+    height: int
+    error: str
+    def __init__(self, name: _Optional[str] = ..., jpeg: _Optional[bytes] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class GetThumbnailsResponse(_message.Message):
+    __slots__ = ("thumbnails",)
+    THUMBNAILS_FIELD_NUMBER: _ClassVar[int]
+    thumbnails: _containers.RepeatedCompositeFieldContainer[Thumbnail]
+    def __init__(self, thumbnails: _Optional[_Iterable[_Union[Thumbnail, _Mapping]]] = ...) -> None: ...

@@ -80,6 +80,11 @@ class StagingServiceStub:
                 request_serializer=sluice_dot_v1_dot_staging__pb2.HoldBatchRequest.SerializeToString,
                 response_deserializer=sluice_dot_v1_dot_staging__pb2.Batch.FromString,
                 _registered_method=True)
+        self.GetThumbnails = channel.unary_unary(
+                '/sluice.v1.StagingService/GetThumbnails',
+                request_serializer=sluice_dot_v1_dot_staging__pb2.GetThumbnailsRequest.SerializeToString,
+                response_deserializer=sluice_dot_v1_dot_staging__pb2.GetThumbnailsResponse.FromString,
+                _registered_method=True)
 
 
 class StagingServiceServicer:
@@ -147,6 +152,14 @@ class StagingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetThumbnails(self, request, context):
+        """Small JPEG previews of some of a batch's objects: an image scaled down, a video's first
+        frame. At most 100 names per call; a name that cannot be previewed gets an error instead.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StagingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -194,6 +207,11 @@ def add_StagingServiceServicer_to_server(servicer, server):
                     servicer.HoldBatch,
                     request_deserializer=sluice_dot_v1_dot_staging__pb2.HoldBatchRequest.FromString,
                     response_serializer=sluice_dot_v1_dot_staging__pb2.Batch.SerializeToString,
+            ),
+            'GetThumbnails': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetThumbnails,
+                    request_deserializer=sluice_dot_v1_dot_staging__pb2.GetThumbnailsRequest.FromString,
+                    response_serializer=sluice_dot_v1_dot_staging__pb2.GetThumbnailsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -440,6 +458,33 @@ class StagingService:
             '/sluice.v1.StagingService/HoldBatch',
             sluice_dot_v1_dot_staging__pb2.HoldBatchRequest.SerializeToString,
             sluice_dot_v1_dot_staging__pb2.Batch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetThumbnails(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sluice.v1.StagingService/GetThumbnails',
+            sluice_dot_v1_dot_staging__pb2.GetThumbnailsRequest.SerializeToString,
+            sluice_dot_v1_dot_staging__pb2.GetThumbnailsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,4 +1,4 @@
-"""Job, stage and task states as the CLI prints and accepts them."""
+"""Job, stage and task states as people read them (the CLI and the dashboard) and the CLI accepts them."""
 
 from __future__ import annotations
 

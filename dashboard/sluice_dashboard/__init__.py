@@ -1,0 +1,1 @@
+"""The Sluice dashboard: a Streamlit app that is a gRPC client of staging and the scheduler."""

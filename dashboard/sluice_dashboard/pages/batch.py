@@ -1,0 +1,3 @@
+from sluice_dashboard.views import batch
+
+batch.render()

@@ -1,0 +1,3 @@
+from sluice_dashboard.views import batches
+
+batches.render()

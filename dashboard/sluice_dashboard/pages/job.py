@@ -1,0 +1,3 @@
+from sluice_dashboard.views import job
+
+job.render()

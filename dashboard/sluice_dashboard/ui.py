@@ -1,0 +1,87 @@
+"""What every page shares: showing a failed call, recovering when a service returns, paging
+through a server-side list with its page tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import streamlit as st
+
+from sluice_dashboard.client import ServiceError
+
+T = TypeVar("T")
+RETRY_S = 2.0
+
+
+def show_error(error: ServiceError) -> None:
+    """A refused call as its reason; a service that is down as a warning, and the page is run
+    again every RETRY_S seconds until it answers."""
+    if error.down:
+        st.warning(str(error), icon="⏳")
+        _retry_soon()
+    else:
+        st.error(str(error))
+
+
+@st.fragment(run_every=RETRY_S)
+def _retry_soon() -> None:
+    # Runs once when drawn and then every RETRY_S: the second run reruns the whole page.
+    ticks = st.session_state.get("_sluice_retry_ticks", 0) + 1
+    st.session_state["_sluice_retry_ticks"] = ticks
+    if ticks > 1:
+        st.session_state["_sluice_retry_ticks"] = 0
+        st.rerun(scope="app")
+
+
+def guarded(render: Callable[[], T]) -> T | None:
+    """Run `render`; a ServiceError it raises is shown instead of a traceback."""
+    try:
+        return render()
+    except ServiceError as error:
+        show_error(error)
+        return None
+
+
+class Pager:
+    """Forward page tokens of one list, kept in the session so Previous works too.
+
+    `token` is the current page's token; after fetching it, `controls(next_token)` draws
+    Previous/Next and the page number. `reset()` starts again (a filter changed).
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        state = st.session_state.setdefault(key, {"tokens": [""], "index": 0})
+        self._state: dict[str, object] = state
+
+    @property
+    def _tokens(self) -> list[str]:
+        tokens = self._state["tokens"]
+        assert isinstance(tokens, list)
+        return tokens
+
+    @property
+    def index(self) -> int:
+        index = self._state["index"]
+        assert isinstance(index, int)
+        return index
+
+    @property
+    def token(self) -> str:
+        return self._tokens[self.index]
+
+    def reset(self) -> None:
+        self._state["tokens"], self._state["index"] = [""], 0
+
+    def controls(self, next_token: str) -> None:
+        previous, label, following = st.columns([1, 2, 1])
+        if previous.button("← Previous", key=f"{self.key}_prev", disabled=self.index == 0):
+            self._state["index"] = self.index - 1
+            st.rerun()
+        label.caption(f"page {self.index + 1}")
+        if following.button("Next →", key=f"{self.key}_next", disabled=not next_token):
+            del self._tokens[self.index + 1 :]
+            self._tokens.append(next_token)
+            self._state["index"] = self.index + 1
+            st.rerun()
