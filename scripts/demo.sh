@@ -41,3 +41,7 @@ echo "== what the jobs cost (machine time by machine type, credits)"
 $SLUICE usage --by job
 echo
 echo "The stack is still up ('$SLUICE status'); stop it with '$SLUICE down'."
+DASHBOARD=$($SLUICE status | awk '$1 == "dashboard" && $2 == "up" {print $3}')
+if [ -n "$DASHBOARD" ]; then
+  echo "The dashboard shows these jobs at $DASHBOARD (sign in with the api_key in $STATE/credentials.json)."
+fi

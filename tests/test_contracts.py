@@ -54,3 +54,9 @@ def test_no_service_imports_another(service: str) -> None:
 def test_library_imports_no_service() -> None:
     for path in (ROOT / "src" / "sluice").rglob("*.py"):
         assert not _imports(path) & set(SERVICES), path
+
+
+def test_dashboard_imports_no_service() -> None:
+    """The dashboard is a gRPC client like any other: the library's contracts, never a service."""
+    for path in (ROOT / "dashboard" / "sluice_dashboard").rglob("*.py"):
+        assert not _imports(path) & set(SERVICES), path

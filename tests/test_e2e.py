@@ -300,7 +300,7 @@ def test_registered_model_runs_in_a_job(state: Path, tmp_path: Path) -> None:
 def test_down_and_up_keeps_everything(state: Path) -> None:
     sluice(state, "down")
     assert "down" in sluice(state, "status").stdout
-    sluice(state, "up")
+    sluice(state, "up", "--no-dashboard")
     assert "photos" in sluice(state, "data-staging", "list-batches").stdout
     assert "text" in sluice(state, "workflows", "list").stdout
     jobs = sluice(state, "batch-processing", "list-jobs").stdout

@@ -406,7 +406,12 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     try:
         started = time.monotonic()
         sluice(
-            state, "up", "--workers-per-machine", "2", env={**os.environ, "SLUICE_TASK_SIZE": str(TASK_SIZE)}
+            state,
+            "up",
+            "--workers-per-machine",
+            "2",
+            "--no-dashboard",
+            env={**os.environ, "SLUICE_TASK_SIZE": str(TASK_SIZE)},
         )
         token = (state / "internal_token").read_text().strip()
         progress = ProgressWatch(f"nats://127.0.0.1:{stack_record(state, 'nats')['port']}", token)

@@ -22,13 +22,13 @@ from sluice.auth import hash_key
 from sluice.cli.stack import register
 from sluice.errors import FailedPrecondition, InvalidArgument
 from sluice.stack import supervisor, watchdog
-from sluice.stack.health import grpc_serving
+from sluice.stack.health import grpc_serving, http_healthy
 from sluice.stack.nats_process import nats_ready, start_nats
 from sluice.stack.pg_install import UNPRIVILEGED_ID
 from sluice.stack.ports import free_port, port_is_free, tcp_accepts
 from sluice.stack.postgres_process import create_database, postgres_ready, start_postgres
 from sluice.stack.processes import cmdline, pid_alive
-from sluice.stack.services import SERVICES, SPECS, WATCHDOG, watchdog_marker
+from sluice.stack.services import DASHBOARD, SERVICES, SPECS, WATCHDOG, watchdog_marker
 from sluice.stack.state import Layout, StackFile, load_credentials
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,7 +183,7 @@ def test_up_refuses_bad_arguments(folder: Path) -> None:
 def test_status_and_down_of_a_stack_never_started(folder: Path) -> None:
     result = supervisor.status(folder / "nothing")
     assert [part.name for part in result.parts] == [
-        "nats", "postgres", "staging", "scheduler", "worker", "exporter",
+        "nats", "postgres", "staging", "scheduler", "worker", "exporter", "dashboard",
     ]  # fmt: skip
     assert not any(part.up for part in result.parts)
     assert result.watchdog.state == "down" and not result.up
@@ -326,7 +326,7 @@ def test_up_starts_every_part_and_the_watchdog(stack: tuple[Path, supervisor.Sta
     state, first = stack
     assert first.up, first
     assert {part.name for part in first.parts if part.started} == {
-        "nats", "postgres", *SERVICES,
+        "nats", "postgres", *SERVICES, DASHBOARD,
     }  # fmt: skip
     assert first.watchdog.started and first.watchdog.pid
     assert not any(part.restarts for part in first.parts)
@@ -343,6 +343,13 @@ def test_up_starts_every_part_and_the_watchdog(stack: tuple[Path, supervisor.Sta
     assert (state / "objects").is_dir()
     token = (state / "internal_token").read_text().strip()
     assert token not in (state / "stack.json").read_text()
+    # The dashboard serves on loopback and acts only with the keys browsers sign in with: its
+    # environment holds the services' addresses, not the internal token nor the stack's key.
+    board = first.part(DASHBOARD)
+    assert board.address.startswith("127.0.0.1:") and http_healthy(board.address)
+    environ = Path(f"/proc/{board.pid}/environ").read_bytes().decode(errors="replace")
+    assert f"SLUICE_SCHEDULER_ADDRESS={credentials['scheduler_address']}" in environ
+    assert token not in environ and credentials["api_key"] not in environ
 
 
 @needs_services
@@ -383,8 +390,9 @@ def test_watchdog_restarts_a_killed_worker_and_scheduler(
     table = _status_table(state, capsys)
     assert {name: row["RESTARTS"] for name, row in table.items()} == {
         "nats": "0", "postgres": "0", "staging": "0", "scheduler": "1", "worker": "1",
-        "exporter": "0", "watchdog": "-",
+        "exporter": "0", "dashboard": "0", "watchdog": "-",
     }  # fmt: skip
+    assert table[DASHBOARD]["ADDRESS"] == f"http://{first.part(DASHBOARD).address}"
     assert {row["STATE"] for row in table.values()} == {"up"}
     for name, pid in killed.items():
         assert table[name]["PID"] != str(pid)
@@ -393,6 +401,20 @@ def test_watchdog_restarts_a_killed_worker_and_scheduler(
         assert f"{name} exited; restarting it (restart 1, after 0.5 s)" in log
     assert str(load_credentials(state)["api_key"]) not in log
     assert (state / "internal_token").read_text().strip() not in log
+
+
+@needs_services
+def test_watchdog_restarts_the_dashboard(stack: tuple[Path, supervisor.StackStatus]) -> None:
+    state, first = stack
+    board = supervisor.status(state).part(DASHBOARD)
+    _kill(board.pid)
+    deadline = time.monotonic() + 20.0
+    while time.monotonic() < deadline:
+        now = supervisor.status(state).part(DASHBOARD)
+        if now.up and now.pid != board.pid:
+            break
+        time.sleep(0.2)
+    assert (now.state, now.restarts, now.address) == ("up", 1, first.part(DASHBOARD).address)
 
 
 @needs_services
@@ -454,3 +476,18 @@ def test_up_after_down_keeps_ports_and_key(stack: tuple[Path, supervisor.StackSt
     keys = json.loads((state / "api_keys.json").read_text())
     assert list(keys) == [hash_key(load_credentials(state)["api_key"])]
     assert not any(part.restarts for part in again.parts)
+
+
+@needs_services
+def test_up_without_the_dashboard_stops_it_and_status_says_off(
+    stack: tuple[Path, supervisor.StackStatus], capsys: pytest.CaptureFixture[str]
+) -> None:
+    state, _ = stack
+    board = supervisor.status(state).part(DASHBOARD)
+    without = supervisor.up(state, workers_per_machine=1, dashboard=False)
+    assert without.up and not without.part(DASHBOARD).pid and not pid_alive(board.pid)
+    assert _status_table(state, capsys)[DASHBOARD]["STATE"] == "off"
+    time.sleep(1.5)  # the watchdog does not bring it back
+    assert not supervisor.status(state).part(DASHBOARD).pid
+    again = supervisor.up(state, workers_per_machine=1)
+    assert again.up and again.part(DASHBOARD).started and http_healthy(again.part(DASHBOARD).address)

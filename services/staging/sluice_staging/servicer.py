@@ -25,7 +25,7 @@ from sluice.ids import validate_id
 from sluice.models.stored import MAX_MODEL_BYTES
 from sluice.v1 import events_pb2, staging_pb2, staging_pb2_grpc
 from sluice.webhooks import DeliveryPolicy
-from sluice_staging import events
+from sluice_staging import events, thumbnails
 from sluice_staging.batches import (
     DEFAULT_PART_SIZE,
     DEFAULT_TTL,
@@ -243,6 +243,19 @@ class StagingServicer(staging_pb2_grpc.StagingServiceServicer):
             if len(page) < CONTENT_PAGE[0]:
                 return
             after = page[-1].name
+
+    async def GetThumbnails(
+        self, request: staging_pb2.GetThumbnailsRequest, context: grpc.aio.ServicerContext
+    ) -> staging_pb2.GetThumbnailsResponse:
+        """Previews of up to 100 objects; a name the batch lacks is that preview's error."""
+        batch_id = validate_id(request.batch_id)
+        names = list(request.names)
+        thumbnails.check_names(names)
+        max_side = thumbnails.preview_side(request.max_side)
+        batch = await self._live_batch(batch_id)
+        found = await self._repository.find_objects(batch.workspace, batch.batch_id, names) if names else {}
+        url = self._store.batch_url(batch.workspace, batch.batch_id)
+        return await thumbnails.thumbnails(url, names, found, max_side)
 
     async def RegisterOutputBatch(
         self, request: staging_pb2.RegisterOutputBatchRequest, context: grpc.aio.ServicerContext
