@@ -1,5 +1,5 @@
 # Routine tasks. `make test` is what CI runs; `make demo` is the newcomer's first command.
-.PHONY: install protos lint typecheck test unit demo bench bench-engine bench-video clean
+.PHONY: install protos lint typecheck test unit demo bench bench-engine bench-video bench-dashboard clean
 
 install:
 	bash scripts/install.sh
@@ -32,6 +32,9 @@ bench-engine: install
 
 bench-video: install
 	.venv/bin/python -m bench.video
+
+bench-dashboard: install
+	.venv/bin/python -m bench.dashboard
 
 clean:
 	rm -rf .venv .sluice demo-output

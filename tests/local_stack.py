@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 
@@ -21,7 +21,7 @@ def sluice(
     return result
 
 
-def local_stack(prefix: str, *, dashboard: bool = False) -> Iterator[Path]:
+def local_stack(prefix: str, *, dashboard: bool = False) -> Generator[Path, None, None]:
     """A started stack's state folder (reachable by the unprivileged Postgres user), with the
     dashboard only when asked (it is one more process to start); on the way out it stops the
     stack, prints the tail of every log and removes the folder."""

@@ -305,6 +305,7 @@ def import_generated_code() -> None:
 REPEATED_IDS = {"names"}
 LEFT_DEFAULT = {
     "page_size",
+    "max_side",
     "page_token",
     "part_index",
     "all_parts",

@@ -3,25 +3,52 @@ through a server-side list with its page tokens."""
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from collections.abc import Callable
 from typing import TypeVar
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from sluice_dashboard.client import ServiceError
 
 T = TypeVar("T")
 RETRY_S = 2.0
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#$~|:])")
+
+
+def plain(text: str) -> str:
+    """`text` for a markdown element (st.error, st.success) shown as itself: `$` would start
+    LaTeX, `:x:` an emoji, `*` emphasis, and workflow errors are full of `$steps.x` selectors."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+# A page's URL path where it differs from its file name in pages/ (app.py's st.navigation).
+_URL_PATHS = {"new_job": "new-job"}
+
+
+def page_link(page: str, label: str, **query: str) -> None:
+    """A link to page `page` (its file name in pages/, without .py) with query parameters.
+
+    st.page_link knows only the pages st.navigation registered; where a page runs alone (as
+    under AppTest) the same link is drawn as the page's relative URL, which the app resolves.
+    """
+    try:
+        st.page_link(f"pages/{page}.py", label=label, query_params=query)
+    except StreamlitAPIException:
+        url = _URL_PATHS.get(page, page) + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        st.link_button(label, url)
 
 
 def show_error(error: ServiceError) -> None:
     """A refused call as its reason; a service that is down as a warning, and the page is run
     again every RETRY_S seconds until it answers."""
     if error.down:
-        st.warning(str(error), icon="⏳")
+        st.warning(plain(str(error)), icon="⏳")
         _retry_soon()
     else:
-        st.error(str(error))
+        st.error(plain(str(error)))
 
 
 @st.fragment(run_every=RETRY_S)
