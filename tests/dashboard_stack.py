@@ -1,6 +1,6 @@
 """A real local stack for the dashboard's tests, and AppTest runs of its pages against it.
 
-`DashboardStack.app("jobs")` is Streamlit's AppTest of dashboard/sluice_dashboard/pages/jobs.py,
+`DashboardStack.app("jobs")` is Streamlit's AppTest of dashboard/sluice_dashboard/page_scripts/jobs.py,
 signed in with the stack's API key and pointed at its services, not yet run. `stage_photos`
 and `start_job` drive the stack through the CLI as a user would.
 """
@@ -23,7 +23,7 @@ from sluice_dashboard.client import Addresses, Services
 from tests.images import photographs
 from tests.local_stack import local_stack, sluice
 
-PAGES = Path(__file__).resolve().parents[1] / "dashboard" / "sluice_dashboard" / "pages"
+PAGES = Path(__file__).resolve().parents[1] / "dashboard" / "sluice_dashboard" / "page_scripts"
 WORKFLOWS = Path(__file__).resolve().parents[1] / "examples" / "workflows"
 APP_TIMEOUT_S = 30.0
 

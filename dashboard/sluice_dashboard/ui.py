@@ -24,18 +24,18 @@ def plain(text: str) -> str:
     return _MARKDOWN.sub(r"\\\1", text)
 
 
-# A page's URL path where it differs from its file name in pages/ (app.py's st.navigation).
+# A page's URL path where it differs from its file name in page_scripts/ (app.py's st.navigation).
 _URL_PATHS = {"new_job": "new-job"}
 
 
 def page_link(page: str, label: str, **query: str) -> None:
-    """A link to page `page` (its file name in pages/, without .py) with query parameters.
+    """A link to page `page` (its file name in page_scripts/, without .py) with query parameters.
 
     st.page_link knows only the pages st.navigation registered; where a page runs alone (as
     under AppTest) the same link is drawn as the page's relative URL, which the app resolves.
     """
     try:
-        st.page_link(f"pages/{page}.py", label=label, query_params=query)
+        st.page_link(f"page_scripts/{page}.py", label=label, query_params=query)
     except StreamlitAPIException:
         url = _URL_PATHS.get(page, page) + (f"?{urllib.parse.urlencode(query)}" if query else "")
         st.link_button(label, url)
@@ -45,7 +45,7 @@ def show_error(error: ServiceError) -> None:
     """A refused call as its reason; a service that is down as a warning, and the page is run
     again every RETRY_S seconds until it answers."""
     if error.down:
-        st.warning(plain(str(error)), icon="⏳")
+        st.warning(plain(str(error)), icon=":material/hourglass_empty:")
         _retry_soon()
     else:
         st.error(plain(str(error)))

@@ -1,1 +1,1 @@
-"""One module per page; each has `render()`, which the page script in pages/ calls."""
+"""One module per page; each has `render()`, which the page script in page_scripts/ calls."""

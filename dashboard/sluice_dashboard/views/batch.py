@@ -20,29 +20,14 @@ from sluice.ids import ID_RULE, validate_id
 from sluice.v1 import common_pb2, staging_pb2
 from sluice_dashboard import session, ui
 from sluice_dashboard.client import STAGING, ServiceError, Services
+from sluice_dashboard.previews import previews
 
 PAGE_SIZE = 24
 COLUMNS = 6
 THUMB_SIDE = 240
-THUMB_TTL_S = 600
-THUMB_TIMEOUT_S = 20.0
 MEDIA_TYPES = {common_pb2.BATCH_TYPE_IMAGES, common_pb2.BATCH_TYPE_VIDEOS}
 
-Thumb = tuple[str, bytes, str]
 """(name, JPEG bytes or empty, why there is no preview)."""
-
-
-@st.cache_data(ttl=THUMB_TTL_S, show_spinner=False, max_entries=500)
-def _thumbnails(workspace: str, batch_id: str, names: tuple[str, ...], _svc: Services) -> list[Thumb]:
-    """Previews of one page of names (the workspace is in the key: batch ids repeat across
-    workspaces). A failed call raises and is not cached."""
-    found = _svc.call(
-        STAGING,
-        "GetThumbnails",
-        staging_pb2.GetThumbnailsRequest(batch_id=batch_id, names=list(names), max_side=THUMB_SIDE),
-        timeout_s=THUMB_TIMEOUT_S,
-    )
-    return [(t.name, bytes(t.jpeg), t.error) for t in found.thumbnails]
 
 
 def _facts(batch: staging_pb2.Batch) -> None:
@@ -84,7 +69,9 @@ def _grid(svc: Services, batch_id: str, objects: list[staging_pb2.BatchObject]) 
     names = tuple(o.name for o in objects)
     workspace = str(st.session_state.get(session.WORKSPACE, ""))
     try:
-        thumbs = {name: (jpeg, why) for name, jpeg, why in _thumbnails(workspace, batch_id, names, svc)}
+        thumbs = {
+            name: (jpeg, why) for name, jpeg, why in previews(svc, workspace, batch_id, names, THUMB_SIDE)
+        }
     except ServiceError as error:
         if error.down:
             ui.show_error(error)

@@ -22,6 +22,7 @@ from sluice.job_states import SEVERITIES, SEVERITY_CHOICES, STAGE_STATES, TASK_S
 from sluice.v1 import common_pb2, scheduler_pb2, staging_pb2
 from sluice_dashboard import export_zip, job_figures, session, ui
 from sluice_dashboard.client import SCHEDULER, STAGING, ServiceError, Services
+from sluice_dashboard.previews import previews as fetch_previews
 
 LIVE_S = 1.0
 TABS_S = 2.0
@@ -29,7 +30,6 @@ LOG_PAGE_SIZE = 100
 GALLERY_PAGE_SIZE = 12
 GALLERY_COLUMNS = 4
 THUMBNAIL_SIDE = 320
-THUMBNAIL_TTL_S = 600
 EVENTS_TIMEOUT_S = 10.0
 FLASH = "_job_flash"  # a message to show once after the page reruns (abort, restart)
 MACHINE_CHOICES: dict[str, common_pb2.MachineType] = {
@@ -103,7 +103,7 @@ def _header(svc: Services, job: scheduler_pb2.Job) -> None:
     figures = job_figures.figures(job)
     state, rate, eta, machine, credits = st.columns(5)
     state.metric("State", figures.state)
-    rate.metric("Throughput", job_figures.rate_text(figures.throughput))
+    rate.metric("Items/s", "-" if figures.throughput is None else f"{figures.throughput:.2f}")
     eta.metric("ETA", job_figures.duration(figures.eta_s))
     machine.metric(
         "Machine time", job_figures.duration(figures.machine_seconds), help=f"{figures.machine} machines"
@@ -240,16 +240,17 @@ def _progress_tab(svc: Services, job: scheduler_pb2.Job) -> None:
         ui.show_error(error)
         points = []
     if points:
+        start = points[0].time
         history = pd.DataFrame(
             {
-                "time": [p.time for p in points],
+                "seconds": [round((p.time - start).total_seconds(), 1) for p in points],
                 "stage": [p.stage for p in points],
                 "items done": [p.items_done for p in points],
             }
         )
-        chart = history.pivot_table(index="time", columns="stage", values="items done", aggfunc="last")
+        chart = history.pivot_table(index="seconds", columns="stage", values="items done", aggfunc="last")
         chart = chart.ffill().fillna(0)
-        st.line_chart(chart, x_label="time", y_label="items done")
+        st.line_chart(chart, x_label=f"seconds since {start:%H:%M:%S} UTC", y_label="items done")
         stage = job_figures.processing_stage(job)
         if stage is not None:
             recent = job_figures.recent_throughput(points, stage.name)
@@ -438,17 +439,6 @@ def gallery_entry(name: str) -> tuple[str, str] | None:
     return None
 
 
-@st.cache_data(ttl=THUMBNAIL_TTL_S, show_spinner=False, max_entries=200)
-def _thumbnails(
-    _svc: Services, workspace: str, batch_id: str, names: tuple[str, ...]
-) -> list[tuple[str, bytes, str]]:
-    """(name, jpeg, error) of each object; cached per workspace, batch and names (the objects of
-    an output batch never change)."""
-    request = staging_pb2.GetThumbnailsRequest(batch_id=batch_id, names=list(names), max_side=THUMBNAIL_SIDE)
-    found = _svc.call(STAGING, "GetThumbnails", request, timeout_s=20.0)
-    return [(t.name, bytes(t.jpeg), t.error) for t in found.thumbnails]
-
-
 def _gallery_page(svc: Services, batch_id: str, token: str) -> tuple[list[staging_pb2.BatchObject], str]:
     """Up to a page of annotated images and videos from `token` on, skipping other objects (the
     result files) over a few server pages; and the token that follows."""
@@ -478,7 +468,9 @@ def _gallery_tab(svc: Services, job: scheduler_pb2.Job) -> None:
         objects, following = _gallery_page(svc, stage.output_batch_id, pager.token)
         workspace = str(st.session_state.get(session.WORKSPACE, ""))
         names = tuple(o.name for o in objects)
-        previews = _thumbnails(svc, workspace, stage.output_batch_id, names) if names else []
+        previews = (
+            fetch_previews(svc, workspace, stage.output_batch_id, names, THUMBNAIL_SIDE) if names else []
+        )
     except ServiceError as error:
         if error.code.name == "NOT_FOUND":  # an output batch is registered when its stage ends
             st.caption("The processing stage has no output batch.")
