@@ -1,8 +1,11 @@
 """A real local stack for the dashboard's tests, and AppTest runs of its pages against it.
 
-`DashboardStack.app("jobs")` is Streamlit's AppTest of dashboard/sluice_dashboard/page_scripts/jobs.py,
-signed in with the stack's API key and pointed at its services, not yet run. `stage_photos`
-and `start_job` drive the stack through the CLI as a user would.
+One stack serves every dashboard test (tests/dashboard/conftest.py); each test module works in a
+workspace of its own (`DashboardStack.workspace`), so one module's jobs and batches are never in
+another's pages, as for two teams sharing an installation. `DashboardStack.app("jobs")` is
+Streamlit's AppTest of dashboard/sluice_dashboard/page_scripts/jobs.py, signed in with the
+workspace's API key and pointed at the services, not yet run. `stage_photos` and `start_job`
+drive the stack through the CLI as a user would.
 """
 
 from __future__ import annotations
@@ -33,9 +36,25 @@ class DashboardStack:
     state: Path
     api_key: str
     addresses: Addresses
+    workspace_id: str = "default"
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return sluice(self.state, *args, check=check)
+        return sluice(self.state, *args, check=check, api_key=self.api_key)
+
+    def workspace(self, workspace: str) -> DashboardStack:
+        """The same stack as a new workspace's (non-admin) key; made with the admin CLI."""
+        sluice(self.state, "admin", "create-workspace", "--workspace", workspace)
+        out = sluice(
+            self.state, "admin", "create-api-key", "--workspace", workspace, "--name", "tests"
+        ).stdout
+        key = next(line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("api_key: "))
+        return DashboardStack(self.state, key.strip(), self.addresses, workspace)
+
+    @property
+    def dashboard_url(self) -> str:
+        """The dashboard process's address (a stack started with it)."""
+        port = json.loads((self.state / "stack.json").read_text())["parts"]["dashboard"]["port"]
+        return f"http://127.0.0.1:{port}"
 
     def services(self) -> Services:
         return Services(self.addresses, self.api_key, timeout_s=10.0)
@@ -46,7 +65,7 @@ class DashboardStack:
         at.session_state[session.ADDRESSES] = self.addresses
         if signed_in:
             at.session_state[session.API_KEY] = self.api_key
-            at.session_state[session.WORKSPACE] = "default"
+            at.session_state[session.WORKSPACE] = self.workspace_id
         for name, value in query.items():
             at.query_params[name] = value
         return at

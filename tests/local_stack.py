@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -11,11 +12,13 @@ from pathlib import Path
 
 
 def sluice(
-    state: Path, *args: str, check: bool = True, timeout_s: float = 900
+    state: Path, *args: str, check: bool = True, timeout_s: float = 900, api_key: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run `sluice ARGS --state-dir STATE`; AssertionError with its output when it fails and `check`."""
+    """Run `sluice ARGS --state-dir STATE` (as `api_key` when given, else the stack's own key);
+    AssertionError with its output when it fails and `check`."""
     command = [sys.executable, "-m", "sluice.cli.main", *args, "--state-dir", str(state)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+    env = {**os.environ, "SLUICE_API_KEY": api_key} if api_key else None
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"sluice {' '.join(args)} failed:\\n{result.stdout}\\n{result.stderr}")
     return result

@@ -254,10 +254,8 @@ def _progress_tab(svc: Services, job: scheduler_pb2.Job) -> None:
         stage = job_figures.processing_stage(job)
         if stage is not None:
             recent = job_figures.recent_throughput(points, stage.name)
-            st.caption(
-                f"{stage.name}: {job_figures.rate_text(recent)} over its last progress events, "
-                f"{job_figures.rate_text(job_figures.throughput(job))} since the job started"
-            )
+            if recent is not None:
+                st.caption(f"{stage.name}: {job_figures.rate_text(recent)} over its last progress events")
     else:
         st.caption("No progress yet.")
     st.subheader("Stages")

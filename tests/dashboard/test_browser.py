@@ -23,27 +23,16 @@ import cv2
 import pytest
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
-from sluice.stack.state import Layout, StackFile
 from tests.browser import launch, screenshots_dir
-from tests.dashboard_stack import DashboardStack, dashboard_stack
+from tests.dashboard_stack import DashboardStack
 from tests.images import photographs
 
 pytestmark = pytest.mark.e2e
 
 SMALL_BATCH, SMALL_JOB, SMALL_COUNT = "browser-photos", "browser-small", 6
-LONG_BATCH, LONG_JOB, LONG_COUNT = "browser-long", "browser-long", 100  # 2 tasks of 50, one at a time
+LONG_BATCH, LONG_JOB, LONG_COUNT = "browser-long", "browser-long", 24  # 12 tasks of 2, one at a time
 SHORT_S = 20_000  # ms: a page or a rerun appearing
 JOB_S = 120_000  # ms: a job running to its end on a busy 2-core machine
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[DashboardStack]:
-    yield from dashboard_stack("sluice-dash-browser-", dashboard=True)
-
-
-def dashboard_url(stack: DashboardStack) -> str:
-    port = StackFile.load(Layout(stack.state)).parts["dashboard"].port
-    return f"http://127.0.0.1:{port}"
 
 
 def write_photos(folder: Path, count: int, side: int) -> list[str]:
@@ -184,7 +173,7 @@ def test_a_user_runs_watches_aborts_and_restarts_jobs_in_the_browser(
         page.set_default_timeout(SHORT_S)
 
         with step(page, "sign-in"):
-            page.goto(dashboard_url(stack))
+            page.goto(stack.dashboard_url)
             sign_in(page, stack.api_key)
             expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
             open_in_sidebar(page, "Batches")
@@ -235,12 +224,12 @@ def test_a_user_runs_watches_aborts_and_restarts_jobs_in_the_browser(
             assert sorted(str(r["image"]) for r in records) == names
             assert all(r["status"] == "ok" for r in records), records
 
-        stack.stage_photos(tmp_path / "long", LONG_BATCH, LONG_COUNT, side=320)
+        stack.stage_photos(tmp_path / "long", LONG_BATCH, LONG_COUNT, side=240)
 
         with step(page, "long-job"):
             start_job_from_form(page, LONG_BATCH, LONG_JOB, max_parallel=1)
             expect(state_metric(page)).to_contain_text("running", timeout=JOB_S)
-            # Items done in its first task (of two, one at a time): a picture of a job under way.
+            # Items done in its first tasks (one at a time): a picture of a job under way.
             under_way = page.get_by_text(re.compile(rf"^[1-9]\d* / {LONG_COUNT} items"))
             expect(under_way).to_be_visible(timeout=JOB_S)
             page.screenshot(path=str(shots / "job-running.png"))

@@ -6,7 +6,6 @@ a started job), and each of them with the services down."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import cv2
 import pytest
@@ -15,15 +14,10 @@ from streamlit.testing.v1 import AppTest
 from sluice.v1 import scheduler_pb2, staging_pb2
 from sluice_dashboard import browser_upload, job_form, session
 from sluice_dashboard.client import Addresses
-from tests.dashboard_stack import DashboardStack, dashboard_stack
+from tests.dashboard_stack import DashboardStack
 from tests.images import photographs
 
 PARAM_KEY = "job_param_text-detection_confidence"
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[DashboardStack]:
-    yield from dashboard_stack("sluice-dash-data-")
 
 
 def _jpegs(count: int, side: int = 160) -> list[bytes]:

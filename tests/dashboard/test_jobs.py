@@ -8,7 +8,6 @@ import io
 import shutil
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -19,17 +18,9 @@ from streamlit.testing.v1 import AppTest
 from sluice.v1 import scheduler_pb2, staging_pb2
 from sluice_dashboard import session
 from sluice_dashboard.client import Addresses
-from tests.dashboard_stack import DashboardStack, dashboard_stack
+from tests.dashboard_stack import DashboardStack
 
 DOWN = Addresses("127.0.0.1:1", "127.0.0.1:1")
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[DashboardStack]:
-    with pytest.MonkeyPatch.context() as patch:
-        # Tasks of 2 images: a job of a few photos runs as several tasks, so it can be caught running.
-        patch.setenv("SLUICE_TASK_SIZE", "2")
-        yield from dashboard_stack("sluice-dash-jobs-")
 
 
 def ran(at: AppTest) -> AppTest:

@@ -21,16 +21,11 @@ from sluice_dashboard import session
 from sluice_dashboard.client import SCHEDULER, Addresses
 from sluice_dashboard.compile_errors import fault_of, steps_named
 from sluice_dashboard.workflow_graph import workflow_dot
-from tests.dashboard_stack import WORKFLOWS, DashboardStack, dashboard_stack
+from tests.dashboard_stack import WORKFLOWS, DashboardStack
 from tests.model_fixtures import constant_model
 
 TEXT_DETECTION = WORKFLOWS / "text-detection.json"
 NOWHERE = Addresses("127.0.0.1:9", "127.0.0.1:9")  # nothing listens on the discard port
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[DashboardStack]:
-    yield from dashboard_stack("sluice-dash-catalog-")
 
 
 def unescaped(markdown: str) -> str:
