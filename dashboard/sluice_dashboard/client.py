@@ -8,6 +8,7 @@ deadline, so a page shows a clear message instead of blocking.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -66,8 +67,6 @@ def addresses_from_env() -> Addresses:
     local: dict[str, str] = {}
     home = Path(os.environ.get("SLUICE_HOME") or ".sluice") / "credentials.json"
     if home.is_file():
-        import json
-
         try:
             local = {str(k): str(v) for k, v in json.loads(home.read_text()).items()}
         except (OSError, ValueError):
