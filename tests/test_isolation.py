@@ -306,6 +306,7 @@ REPEATED_IDS = {"names"}
 LEFT_DEFAULT = {
     "page_size",
     "max_side",
+    "name_prefix",
     "page_token",
     "part_index",
     "all_parts",

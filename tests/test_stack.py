@@ -33,6 +33,7 @@ from sluice.stack.state import Layout, StackFile, load_credentials
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_ROOT = os.geteuid() == 0
+EXPORTED_KEY = "sk-exported-in-the-shell-that-ran-up"
 
 
 @pytest.fixture
@@ -314,7 +315,10 @@ def stack() -> Iterator[tuple[Path, supervisor.StackStatus]]:
     folder.chmod(0o755)
     state = folder / "state"
     try:
-        yield state, supervisor.up(state, workers_per_machine=1)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("SLUICE_API_KEY", EXPORTED_KEY)  # as a user's shell may export it
+            first = supervisor.up(state, workers_per_machine=1)
+        yield state, first
     finally:
         supervisor.down(state)
         print(f"--- watchdog.log\n{(state / 'logs' / 'watchdog.log').read_text()[-3000:]}")
@@ -350,6 +354,7 @@ def test_up_starts_every_part_and_the_watchdog(stack: tuple[Path, supervisor.Sta
     environ = Path(f"/proc/{board.pid}/environ").read_bytes().decode(errors="replace")
     assert f"SLUICE_SCHEDULER_ADDRESS={credentials['scheduler_address']}" in environ
     assert token not in environ and credentials["api_key"] not in environ
+    assert EXPORTED_KEY not in environ and "SLUICE_API_KEY" not in environ
 
 
 @needs_services

@@ -162,6 +162,10 @@ async def test_many_files_in_one_stream(staging: Staging, alpha: Any, store_url:
     root = ObjectStore(store_url).batch_url("alpha", "many")
     for name, data in files.items():
         assert storage.read_bytes(root, name) == data
+    # A name prefix lists only its folder, page after page (the dashboard's gallery lists images/).
+    cam1 = await content(staging, alpha, "many", all_parts=True, page_size=3, name_prefix="cam1/")
+    assert [o.name for o in cam1] == sorted(n for n in files if n.startswith("cam1/"))
+    assert not await content(staging, alpha, "many", all_parts=True, name_prefix="cam1/frame_9")
 
 
 async def test_names_with_url_syntax_are_stored_as_themselves(

@@ -17,6 +17,7 @@ import pytest
 
 from sluice.v1 import staging_pb2
 from sluice.video.tools import ffmpeg_exe
+from sluice_staging.thumbnails import make_thumbnail
 from tests.images import data_dir, photographs
 from tests.staging_server import Launch, Staging
 from tests.test_staging import IMAGES, VIDEOS, create, rpc_error, upload
@@ -138,3 +139,14 @@ async def test_refusals(launch: Launch, alpha: Any, beta: Any) -> None:
         error = await rpc_error(get(staging, metadata, batch_id, names, max_side))
         assert error.code() == code, (batch_id, max_side, error.details())
         assert details in (error.details() or ""), error.details()
+
+
+def test_an_image_too_large_to_preview_is_not_read(tmp_path: Path) -> None:
+    """A 60 MiB image gets an error and is never read (three decoded at once could hold GBs)."""
+    (tmp_path / "huge.png").write_bytes(b"not read")  # the recorded size is what counts
+    big = make_thumbnail(tmp_path.as_uri(), "huge.png", 64, size_bytes=60 * 2**20)
+    assert (big.error, big.jpeg) == ("too large to preview (60 MiB)", b"")
+    ok, small = cv2.imencode(".png", photographs()[1])
+    assert ok
+    (tmp_path / "small.png").write_bytes(small.tobytes())
+    assert make_thumbnail(tmp_path.as_uri(), "small.png", 64, size_bytes=len(small)).width == 64

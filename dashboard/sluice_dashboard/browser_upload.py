@@ -26,12 +26,10 @@ from sluice.ids import (
     safe_file_name,
     validate_id,
 )
+from sluice.upload_streams import byte_pieces, file_chunks, stream_groups
 from sluice.v1 import common_pb2, staging_pb2
 from sluice_dashboard.client import STAGING, Services
 
-CHUNK_BYTES = 1024 * 1024
-FILES_PER_STREAM = 500
-BYTES_PER_STREAM = 256 * 1024 * 1024
 LIST_PAGE = 10000
 LIST_TIMEOUT_S = 30.0
 MIN_UPLOAD_TIMEOUT_S = 60.0
@@ -155,35 +153,13 @@ def staged_sizes(svc: Services, batch_id: str) -> dict[str, int]:
             return sizes
 
 
-def _groups(files: Sequence[tuple[str, PickedFile]]) -> Iterator[list[tuple[str, PickedFile]]]:
-    """Files in runs of at most FILES_PER_STREAM files and about BYTES_PER_STREAM bytes."""
-    group: list[tuple[str, PickedFile]] = []
-    group_bytes = 0
-    for item in files:
-        size = item[1].size
-        if group and (len(group) >= FILES_PER_STREAM or group_bytes + size > BYTES_PER_STREAM):
-            yield group
-            group, group_bytes = [], 0
-        group.append(item)
-        group_bytes += size
-    if group:
-        yield group
-
-
 def _chunks(
     batch_id: str, group: list[tuple[str, PickedFile]], sent: Callable[[int], None]
 ) -> Iterator[staging_pb2.UploadChunk]:
     for name, file in group:
-        data = file.getvalue()
-        offset = 0
-        while True:
-            piece = data[offset : offset + CHUNK_BYTES]
-            offset += len(piece)
-            last = offset >= len(data)
-            yield staging_pb2.UploadChunk(batch_id=batch_id, file_name=name, data=piece, last=last)
-            sent(len(piece))
-            if last:
-                break
+        for chunk in file_chunks(batch_id, name, byte_pieces(file.getvalue())):
+            sent(len(chunk.data))
+            yield chunk
 
 
 def send(
@@ -199,7 +175,7 @@ def send(
         done += count
         progress(done, total)
 
-    for group in _groups(files):
+    for group in stream_groups(files, lambda file: file[1].size):
         group_bytes = sum(f.size for _, f in group)
         summary = svc.upload(
             STAGING,

@@ -4,6 +4,7 @@ through a server-side list with its page tokens."""
 from __future__ import annotations
 
 import re
+import time
 import urllib.parse
 from collections.abc import Callable
 from typing import TypeVar
@@ -15,6 +16,7 @@ from sluice_dashboard.client import ServiceError
 
 T = TypeVar("T")
 RETRY_S = 2.0
+_DOWN_SINCE = "_sluice_down_since"
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#$~|:])")
 
 
@@ -53,11 +55,13 @@ def show_error(error: ServiceError) -> None:
 
 @st.fragment(run_every=RETRY_S)
 def _retry_soon() -> None:
-    # Runs once when drawn and then every RETRY_S: the second run reruns the whole page.
-    ticks = st.session_state.get("_sluice_retry_ticks", 0) + 1
-    st.session_state["_sluice_retry_ticks"] = ticks
-    if ticks > 1:
-        st.session_state["_sluice_retry_ticks"] = 0
+    # Runs when drawn and then every RETRY_S; once RETRY_S has passed since a service was first
+    # seen down in this run of the page, it runs the whole page again (one rerun however many
+    # warnings the page drew).
+    now = time.monotonic()
+    since = st.session_state.setdefault(_DOWN_SINCE, now)
+    if now - since >= RETRY_S:
+        del st.session_state[_DOWN_SINCE]
         st.rerun(scope="app")
 
 

@@ -94,7 +94,8 @@ def test_a_completed_job(stack: DashboardStack, tmp_path: Path) -> None:
     at.button(key="job_prepare_export").click()
     ran(at)
     assert at.get("download_button")[0].label == "Download export"
-    data = at.session_state["_job_export_zip_done"]  # the bytes the download button serves
+    job_id, data = at.session_state["_job_export_zip"]  # the bytes the download button serves
+    assert job_id == "done"
     listed = stack.services().call(
         "staging",
         "ListBatchContent",

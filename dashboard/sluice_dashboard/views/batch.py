@@ -77,7 +77,7 @@ def _grid(svc: Services, batch_id: str, objects: list[staging_pb2.BatchObject]) 
             ui.show_error(error)
             return
         if error.code != grpc.StatusCode.UNIMPLEMENTED:
-            st.warning(f"No previews: {error}")
+            st.warning(ui.plain(f"No previews: {error}"))
         else:
             st.caption("This staging service makes no previews; the names are listed instead.")
         thumbs = {}
@@ -92,7 +92,7 @@ def _grid(svc: Services, batch_id: str, objects: list[staging_pb2.BatchObject]) 
                 else:
                     st.text(name)
                     if why:
-                        st.caption(f"no preview: {why}")
+                        st.caption(ui.plain(f"no preview: {why}"))
                 st.caption(human_bytes(sizes[name]))
 
 

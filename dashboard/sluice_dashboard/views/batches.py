@@ -121,7 +121,7 @@ def _upload(svc: Services) -> None:
             batch_error.error(str(error))
         return
     bar.empty()
-    st.success(f"Batch {batch_id.strip()}: {report.line()}.")
+    st.success(ui.plain(f"Batch {batch_id.strip()}: {report.line()}."))
     if report.refused:
         st.warning("Some files were refused:")
         st.dataframe(

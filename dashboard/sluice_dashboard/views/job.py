@@ -19,28 +19,20 @@ from sluice.cli.output import human_bytes, when
 from sluice.errors import InvalidArgument
 from sluice.ids import validate_id
 from sluice.job_states import SEVERITIES, SEVERITY_CHOICES, STAGE_STATES, TASK_STATES, task_counts
-from sluice.v1 import common_pb2, scheduler_pb2, staging_pb2
+from sluice.v1 import common_pb2, scheduler_pb2
 from sluice_dashboard import export_zip, job_figures, session, ui
-from sluice_dashboard.client import SCHEDULER, STAGING, ServiceError, Services
-from sluice_dashboard.previews import previews as fetch_previews
+from sluice_dashboard.client import SCHEDULER, ServiceError, Services
+from sluice_dashboard.views import gallery
 
 LIVE_S = 1.0
 TABS_S = 2.0
 LOG_PAGE_SIZE = 100
-GALLERY_PAGE_SIZE = 12
-GALLERY_COLUMNS = 4
-THUMBNAIL_SIDE = 320
 EVENTS_TIMEOUT_S = 10.0
 FLASH = "_job_flash"  # a message to show once after the page reruns (abort, restart)
 MACHINE_CHOICES: dict[str, common_pb2.MachineType] = {
     "keep the job's": common_pb2.MACHINE_TYPE_UNSPECIFIED,
     **{name: value for value, name in job_figures.MACHINE_NAMES.items()},
 }
-
-
-def _md(text: str) -> str:
-    """`text` safe inside markdown (titles, messages): no character starts formatting."""
-    return "".join(f"\\{c}" if c in "\\`*_[]<>|~$" else c for c in text)
 
 
 def _back_to_jobs(message: str) -> None:
@@ -114,9 +106,9 @@ def _header(svc: Services, job: scheduler_pb2.Job) -> None:
     if figures.items_failed:
         st.caption(f"{figures.items_failed} items failed")
     if job.notice:
-        st.info(_md(job.notice))
+        st.info(ui.plain(job.notice))
     if job.error:
-        st.error(_md(job.error))
+        st.error(ui.plain(job.error))
     if job_figures.is_active(job):
         _abort_controls(svc, job)
     elif job.state in job_figures.RESTARTABLE:
@@ -398,18 +390,19 @@ def _export_download(svc: Services, job: scheduler_pb2.Job) -> None:
     if stage is None or stage.state != scheduler_pb2.STAGE_STATE_COMPLETED:
         st.caption("The export can be downloaded once the export stage has completed.")
         return
-    ready = f"_job_export_zip_{job.job_id}"
+    ready = "_job_export_zip"  # (job id, zip): one export per session, the last one packed
     if st.button(
         "Prepare export download", key="job_prepare_export", help="packs the export batch into one .zip"
     ):
         try:
             with st.spinner("Packing the export..."):
-                st.session_state[ready] = export_zip.export_zip(svc, stage.output_batch_id)
+                st.session_state[ready] = (job.job_id, export_zip.export_zip(svc, stage.output_batch_id))
         except export_zip.TooLarge as refusal:
-            st.error(str(refusal))
+            st.error(ui.plain(str(refusal)))
         except ServiceError as error:
             ui.show_error(error)
-    data = st.session_state.get(ready)
+    held = st.session_state.get(ready)
+    data = held[1] if isinstance(held, tuple) and held[0] == job.job_id else None
     if isinstance(data, bytes):
         st.download_button(
             "Download export",
@@ -423,108 +416,20 @@ def _export_download(svc: Services, job: scheduler_pb2.Job) -> None:
         st.caption(f"{human_bytes(len(data))}; the CLI does the same with `{command}`")
 
 
-# The gallery: annotated images (and videos) of the processing stage's output batch.
-
-
-def gallery_entry(name: str) -> tuple[str, str] | None:
-    """('photo-000.jpg', 'annotated') for 'images/photo-000.jpg.annotated.jpg' (and the same for
-    'videos/clip.mp4.annotated.mp4'); None for an object that is not an annotated image or video."""
-    for prefix, suffix in (("images/", ".jpg"), ("videos/", ".mp4")):
-        if name.startswith(prefix) and name.endswith(suffix):
-            stem = name[len(prefix) : -len(suffix)]
-            source, _, output = stem.rpartition(".")
-            return (source, output) if source else (stem, "")
-    return None
-
-
-def _gallery_page(svc: Services, batch_id: str, token: str) -> tuple[list[staging_pb2.BatchObject], str]:
-    """Up to a page of annotated images and videos from `token` on, skipping other objects (the
-    result files) over a few server pages; and the token that follows."""
-    shown: list[staging_pb2.BatchObject] = []
-    for _ in range(5):
-        request = staging_pb2.ListBatchContentRequest(
-            batch_id=batch_id, page_size=GALLERY_PAGE_SIZE, page_token=token, all_parts=True
-        )
-        found = svc.call(STAGING, "ListBatchContent", request)
-        shown.extend(o for o in found.objects if gallery_entry(o.name) is not None)
-        token = found.next_page_token
-        if shown or not token:
-            break
-    return shown, token
-
-
-def _gallery_tab(svc: Services, job: scheduler_pb2.Job) -> None:
-    stage = job_figures.processing_stage(job)
-    if not job.save_image_outputs:
-        st.caption("This job did not save image outputs; start one with “Save image outputs” for a gallery.")
-        return
-    if stage is None or stage.state in (scheduler_pb2.STAGE_STATE_PENDING, scheduler_pb2.STAGE_STATE_RUNNING):
-        st.caption("The gallery appears when the processing stage has ended.")
-        return
-    pager = ui.Pager(f"job_gallery_{job.job_id}")
-    try:
-        objects, following = _gallery_page(svc, stage.output_batch_id, pager.token)
-        workspace = str(st.session_state.get(session.WORKSPACE, ""))
-        names = tuple(o.name for o in objects)
-        previews = (
-            fetch_previews(svc, workspace, stage.output_batch_id, names, THUMBNAIL_SIDE) if names else []
-        )
-    except ServiceError as error:
-        if error.code.name == "NOT_FOUND":  # an output batch is registered when its stage ends
-            st.caption("The processing stage has no output batch.")
-        else:
-            ui.show_error(error)
-        return
-    if not objects:
-        st.caption("No annotated images or videos in this job's output.")
-        return
-    outputs = {entry[1] for o in objects if (entry := gallery_entry(o.name))}
-    by_name = {name: (jpeg, why) for name, jpeg, why in previews}
-    columns = st.columns(GALLERY_COLUMNS)
-    for index, obj in enumerate(objects):
-        source, output = gallery_entry(obj.name) or (obj.name, "")
-        caption = source if len(outputs) <= 1 else f"{source} ({output})"
-        jpeg, why = by_name.get(obj.name, (b"", "no preview"))
-        with columns[index % GALLERY_COLUMNS]:
-            if jpeg:
-                st.image(jpeg, caption=caption)
-            else:
-                st.text(f"{caption}: {why or 'no preview'}")
-            if obj.name.startswith("videos/"):
-                _video(svc, stage.output_batch_id, obj, index)
-    pager.controls(following)
-
-
-def _video(svc: Services, batch_id: str, obj: staging_pb2.BatchObject, index: int) -> None:
-    """A 'Play' button; the video's bytes are fetched only when it is pressed (one video kept)."""
-    playing = "_job_video"
-    if st.button(f"Play ({human_bytes(obj.size_bytes)})", key=f"job_video_{index}"):
-        try:
-            data = export_zip.object_bytes(svc, batch_id, obj.name, obj.size_bytes)
-            st.session_state[playing] = (batch_id, obj.name, data)
-        except export_zip.TooLarge as refusal:
-            st.error(str(refusal))
-        except ServiceError as error:
-            ui.show_error(error)
-    held = st.session_state.get(playing)
-    if isinstance(held, tuple) and held[:2] == (batch_id, obj.name):
-        st.video(held[2], format="video/mp4")
-
-
 def render() -> None:
     svc = session.require_services()
     job_id = _job_id()
     if job_id is None:
         return
-    st.title(f"Job {_md(job_id)}")
+    st.title(f"Job {ui.plain(job_id)}")
     flash = st.session_state.pop(FLASH, None)
     if flash:
-        st.success(_md(str(flash)))
+        st.success(ui.plain(str(flash)))
     job = _get_job(svc, job_id)
     if job is None:
         return
     st.caption(
-        f"workflow {_md(job.workflow_id)} v{job.workflow_version} on batch {_md(job.batch_id)}, "
+        f"workflow {ui.plain(job.workflow_id)} v{job.workflow_version} on batch {ui.plain(job.batch_id)}, "
         f"attempt {job.attempt}, created {when(job.created_at)}"
     )
     _live_fragment(_header, svc, job, LIVE_S)
@@ -534,10 +439,10 @@ def render() -> None:
     with tabs[1]:
         _live_fragment(_tasks_tab, svc, job, TABS_S)
     with tabs[2]:
-        _errors_tab(svc, job)
+        _live_fragment(_errors_tab, svc, job, TABS_S)
     with tabs[3]:
-        _logs_tab(svc, job)
+        _live_fragment(_logs_tab, svc, job, TABS_S)
     with tabs[4]:
-        _outputs_tab(svc, job)
+        _live_fragment(_outputs_tab, svc, job, TABS_S)
     with tabs[5]:
-        _gallery_tab(svc, job)
+        gallery.render(svc, job)

@@ -255,9 +255,9 @@ def _last_started() -> None:
     if not started:
         return
     job_id, state, notice = started
-    st.success(f"Job {job_id} started ({state}).")
+    st.success(ui.plain(f"Job {job_id} started ({state})."))
     if notice:
-        st.info(notice)
+        st.info(ui.plain(notice))
     ui.page_link("job", f"Open job {job_id}", job_id=job_id)
 
 

@@ -368,11 +368,16 @@ class Repository:
         limit: int,
         after: str = "",
         part_index: int | None = None,
+        prefix: str = "",
     ) -> list[ObjectRow]:
-        """Objects ordered by name, after the name `after`; one part, or all when None."""
+        """Objects ordered by name, after the name `after`; one part, or all when None; only
+        names starting with `prefix`, read as the range [prefix, prefix's successor) so the
+        index on names serves it (byte order is code-point order in UTF-8)."""
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else ""
         records = await self._pool.fetch(
             f"SELECT {_OBJECT_COLUMNS} FROM staging.objects "
-            "WHERE workspace = $1 AND batch_id = $2 AND name > $3 "
+            "WHERE workspace = $1 AND batch_id = $2 AND name > $3 AND name >= $6 "
+            "AND ($7 = '' OR name < $7) "
             "AND ($4::integer IS NULL OR part_index = $4::integer) "
             "ORDER BY name LIMIT $5",
             workspace,
@@ -380,6 +385,8 @@ class Repository:
             after,
             part_index,
             limit,
+            prefix,
+            upper,
         )
         return [_object(r) for r in records]
 

@@ -205,6 +205,7 @@ class StagingServicer(staging_pb2_grpc.StagingServiceServicer):
             limit=limit + 1,
             after=request.page_token,
             part_index=part,
+            prefix=request.name_prefix,
         )
         page = rows[:limit]
         return staging_pb2.ListBatchContentResponse(

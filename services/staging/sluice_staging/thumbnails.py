@@ -38,6 +38,7 @@ DEFAULT_MAX_SIDE = 256
 LARGEST_MAX_SIDE = 1024
 JPEG_QUALITY = 80
 DECODERS = 3
+MAX_IMAGE_BYTES = 48 * 1024 * 1024
 _FIRST_FRAME_PACKET_LIMIT = 64
 """Packets fed to the decoder, at most, before a video that yields no frame is given up on."""
 _REDUCTIONS = (
@@ -82,7 +83,7 @@ async def thumbnails(
     unique = list(dict.fromkeys(names))
     made = await asyncio.gather(
         *(
-            loop.run_in_executor(_pool, make_thumbnail, folder_url, name, max_side)
+            loop.run_in_executor(_pool, make_thumbnail, folder_url, name, max_side, found[name].size_bytes)
             if name in found
             else _not_found(name)
             for name in unique
@@ -96,10 +97,13 @@ async def _not_found(name: str) -> staging_pb2.Thumbnail:
     return staging_pb2.Thumbnail(name=name, error="not found")
 
 
-def make_thumbnail(folder_url: str, name: str, max_side: int) -> staging_pb2.Thumbnail:
-    """The preview of the stored object `name`, or a Thumbnail saying why there is none."""
+def make_thumbnail(folder_url: str, name: str, max_side: int, size_bytes: int = 0) -> staging_pb2.Thumbnail:
+    """The preview of the stored object `name`, or a Thumbnail saying why there is none. An image
+    above MAX_IMAGE_BYTES is not read: three of them decoded at once would hold gigabytes."""
     try:
         if is_image_name(name):
+            if size_bytes > MAX_IMAGE_BYTES:
+                raise NoPreview(f"too large to preview ({size_bytes / 2**20:.0f} MiB)")
             image = image_preview(storage.read_bytes(folder_url, name), max_side)
         elif is_video_name(name):
             image = video_preview(folder_url, name, max_side)

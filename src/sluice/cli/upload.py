@@ -10,11 +10,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from sluice.ids import is_image_name, is_reserved_name
+from sluice.upload_streams import CHUNK_BYTES, file_chunks, stream_groups
 from sluice.v1 import staging_pb2, staging_pb2_grpc
-
-CHUNK_BYTES = 1024 * 1024
-FILES_PER_STREAM = 500
-BYTES_PER_STREAM = 256 * 1024 * 1024
 
 
 @dataclass
@@ -56,31 +53,18 @@ def plan_upload(
     return plan
 
 
-def _groups(files: Sequence[tuple[str, Path, int]]) -> Iterator[list[tuple[str, Path, int]]]:
-    group: list[tuple[str, Path, int]] = []
-    group_bytes = 0
-    for item in files:
-        if group and (len(group) >= FILES_PER_STREAM or group_bytes + item[2] > BYTES_PER_STREAM):
-            yield group
-            group, group_bytes = [], 0
-        group.append(item)
-        group_bytes += item[2]
-    if group:
-        yield group
+def _file_pieces(path: Path, progress: tqdm) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while data := f.read(CHUNK_BYTES):
+            progress.update(len(data))
+            yield data
 
 
 def _chunks(
     batch_id: str, files: list[tuple[str, Path, int]], progress: tqdm
 ) -> Iterator[staging_pb2.UploadChunk]:
     for name, path, _ in files:
-        with path.open("rb") as f:
-            while True:
-                data = f.read(CHUNK_BYTES)
-                last = len(data) < CHUNK_BYTES
-                yield staging_pb2.UploadChunk(batch_id=batch_id, file_name=name, data=data, last=last)
-                progress.update(len(data))
-                if last:
-                    break
+        yield from file_chunks(batch_id, name, _file_pieces(path, progress))
 
 
 def upload(
@@ -96,7 +80,7 @@ def upload(
     with tqdm(
         total=total, unit="B", unit_scale=True, desc="uploading", leave=False, disable=None
     ) as progress:
-        for group in _groups(files):
+        for group in stream_groups(files, lambda file: file[2]):
             summary = stub.UploadFiles(_chunks(batch_id, group, progress), metadata=metadata)
             stored += summary.files_stored
             rejected.extend(summary.rejected)

@@ -213,8 +213,13 @@ def service_launch(layout: Layout, stack: StackFile, name: str) -> tuple[list[st
     options = stack.options
     address = f"{LOOPBACK}:{stack.record(name).port}"
     cmd = service_command(name, address, options.machine_type, options.workers_per_machine)
-    settings_env = _dashboard_env(stack) if name == DASHBOARD else _settings(layout, stack).to_env()
-    env = {**os.environ, **settings_env, "PYTHONUNBUFFERED": "1"}
+    if name == DASHBOARD:
+        # Nothing of the caller's SLUICE_* (a key or token exported in the shell that ran `up`).
+        settings_env = _dashboard_env(stack)
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    else:
+        settings_env, inherited = _settings(layout, stack).to_env(), dict(os.environ)
+    env = {**inherited, **settings_env, "PYTHONUNBUFFERED": "1"}
     return cmd, env, _digest(cmd, settings_env)
 
 

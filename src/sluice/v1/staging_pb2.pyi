@@ -137,18 +137,20 @@ class BatchObject(_message.Message):
     def __init__(self, name: _Optional[str] = ..., size_bytes: _Optional[int] = ..., part_index: _Optional[int] = ..., content_type: _Optional[str] = ..., video: _Optional[_Union[_common_pb2.VideoInfo, _Mapping]] = ...) -> None: ...
 
 class ListBatchContentRequest(_message.Message):
-    __slots__ = ("batch_id", "page_size", "page_token", "part_index", "all_parts")
+    __slots__ = ("batch_id", "page_size", "page_token", "part_index", "all_parts", "name_prefix")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     PART_INDEX_FIELD_NUMBER: _ClassVar[int]
     ALL_PARTS_FIELD_NUMBER: _ClassVar[int]
+    NAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     page_size: int
     page_token: str
     part_index: int
     all_parts: bool
-    def __init__(self, batch_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., part_index: _Optional[int] = ..., all_parts: _Optional[bool] = ...) -> None: ...
+    name_prefix: str
+    def __init__(self, batch_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., part_index: _Optional[int] = ..., all_parts: _Optional[bool] = ..., name_prefix: _Optional[str] = ...) -> None: ...
 
 class ListBatchContentResponse(_message.Message):
     __slots__ = ("objects", "next_page_token")
