@@ -38,6 +38,13 @@ class DashboardStack:
     addresses: Addresses
     workspace_id: str = "default"
 
+    @classmethod
+    def of(cls, state: Path) -> DashboardStack:
+        """The stack in `state` as its own (admin) key of workspace default."""
+        credentials = json.loads((state / "credentials.json").read_text())
+        addresses = Addresses(credentials["staging_address"], credentials["scheduler_address"])
+        return cls(state, credentials["api_key"], addresses)
+
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return sluice(self.state, *args, check=check, api_key=self.api_key)
 
@@ -105,11 +112,6 @@ def dashboard_stack(prefix: str, *, dashboard: bool = False) -> Iterator[Dashboa
     stack = local_stack(prefix, dashboard=dashboard)
     state = next(stack)
     try:
-        credentials = json.loads((state / "credentials.json").read_text())
-        yield DashboardStack(
-            state,
-            credentials["api_key"],
-            Addresses(credentials["staging_address"], credentials["scheduler_address"]),
-        )
+        yield DashboardStack.of(state)
     finally:
         stack.close()  # stops the stack and removes its folder

@@ -33,6 +33,7 @@ from sluice.video.synthetic import (
     write_moving_shapes,
     write_shapes_detector,
 )
+from tests.dashboard_stack import DashboardStack
 from tests.local_stack import local_stack, sluice
 from tests.video_fixtures import make_bad_videos, make_test_video
 
@@ -256,6 +257,19 @@ def test_tracker_ids_hold_across_segment_seams(state: Path, media: Path, tmp_pat
     assert facts.codec == "h264" and (facts.width, facts.height) == (640, 360), facts
     assert facts.frames == len(records) and facts.moov_before_mdat, facts
     assert facts.fps == pytest.approx(FPS, rel=0.01), facts
+
+
+def test_the_dashboard_gallery_plays_the_annotated_video(state: Path) -> None:
+    """The job page's gallery lists the tracked job's annotated video and plays it when asked."""
+    at = DashboardStack.of(state).app("job", job_id="tracked").run()
+    assert not at.exception, at.exception
+    play = [b for b in at.button if b.label.startswith("Play (")]
+    assert len(play) == 1, [b.label for b in at.button]
+    assert "shapes.mp4" in [t.value for t in at.text], [t.value for t in at.text]
+    play[0].click().run()
+    assert not at.exception, at.exception
+    videos = at.get("video")
+    assert len(videos) == 1 and videos[0].proto.url, videos
 
 
 def _worker_pid(state: Path) -> int:

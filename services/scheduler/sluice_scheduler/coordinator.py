@@ -541,6 +541,12 @@ class Coordinator:
             else common_pb2.BATCH_TYPE_EXPORT
         )
         await self.staging.register_output(workspace, stage.output_batch_id, batch_type, job_id)
+        if stage.name == planning.EXPORT and job["input_type"] == "videos":
+            # The exporter joined the annotated videos into the processing batch's videos/: count
+            # them there too, so its content lists them (the dashboard's gallery plays them).
+            await self.staging.register_output(
+                workspace, f"{job_id}-processing", common_pb2.BATCH_TYPE_PROCESSING_RESULTS, job_id
+            )
         rate = stage.items_failed / stage.items_total if stage.items_total else 0.0
         max_rate = float(job["max_failure_rate"])
         if stage.name == planning.PROCESSING and rate > max_rate:
