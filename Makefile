@@ -18,7 +18,7 @@ unit:
 	.venv/bin/pytest -q -m "not e2e"
 
 test: install lint typecheck
-	.venv/bin/pytest -q
+	.venv/bin/pytest -q --durations=25
 
 demo: install
 	bash scripts/demo.sh
