@@ -94,12 +94,20 @@ def widget(page: Page, test_id: str, label: str) -> Locator:
 
 
 def type_into(page: Page, label: str, text: str) -> None:
-    """Fill a text or number input and leave it, which is when Streamlit takes the value."""
-    settle(page)
+    """Fill a text or number input and leave it, which is when Streamlit takes the value.
+
+    A rerun that an earlier click asked for may not have started when `settle` looks, and when it
+    ends it can draw the field back empty over what was typed; the user would type again, and so
+    does this (three tries), then the value must be there."""
     field = page.get_by_label(label, exact=True)
-    field.fill(text)
-    field.press("Tab")
-    settle(page)
+    for _ in range(3):
+        settle(page)
+        field.fill(text)
+        field.press("Tab")
+        page.wait_for_timeout(300)  # let the rerun the change asked for begin
+        settle(page)
+        if field.input_value() == text:
+            break
     expect(field).to_have_value(text)
 
 
