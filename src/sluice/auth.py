@@ -22,6 +22,7 @@ from pathlib import Path
 import asyncpg
 
 from sluice import workspaces
+from sluice.auth_headers import API_KEY_HEADER, INTERNAL_TOKEN_HEADER, WORKSPACE_HEADER
 from sluice.errors import PermissionDenied, Unauthenticated, Unavailable
 from sluice.ids import validate_id
 from sluice.workspaces import hash_key, new_api_key
@@ -41,9 +42,6 @@ __all__ = [
     "read_keys_file",
 ]
 
-API_KEY_HEADER = "x-api-key"
-INTERNAL_TOKEN_HEADER = "x-sluice-internal-token"
-WORKSPACE_HEADER = "x-sluice-workspace"
 CACHE_SECONDS = 2.0
 _CACHE_LIMIT = 10_000
 

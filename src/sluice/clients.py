@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from sluice.auth import API_KEY_HEADER, INTERNAL_TOKEN_HEADER, WORKSPACE_HEADER
+from sluice.auth_headers import API_KEY_HEADER, INTERNAL_TOKEN_HEADER, WORKSPACE_HEADER
 from sluice.v1 import scheduler_pb2_grpc, staging_pb2_grpc
 
 _OPTIONS = [

@@ -6,15 +6,29 @@ Every verb but show-workspace needs an admin key (the local stack's own key is o
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from sluice.cli.context import Connection, connection
-from sluice.cli.output import table, when
-from sluice.clients import channel
+from sluice.cli.output import (
+    add_output_option,
+    message_document,
+    print_json,
+    print_messages,
+    table,
+    wants_json,
+    when,
+)
 from sluice.ids import ID_RULE, validate_id
-from sluice.v1 import admin_pb2, admin_pb2_grpc
+from sluice.v1 import admin_pb2
+
+if TYPE_CHECKING:
+    from sluice.v1 import admin_pb2_grpc
 
 
 def _stub(conn: Connection) -> admin_pb2_grpc.AdminServiceStub:
+    from sluice.clients import channel
+    from sluice.v1 import admin_pb2_grpc
+
     return admin_pb2_grpc.AdminServiceStub(channel(conn.scheduler_address))
 
 
@@ -35,13 +49,20 @@ def create_workspace(args: argparse.Namespace) -> int:
 
 def show_workspace(args: argparse.Namespace) -> int:
     conn = connection(args)
-    _print_workspace(_stub(conn).GetWorkspace(admin_pb2.GetWorkspaceRequest(), metadata=conn.metadata))
+    workspace = _stub(conn).GetWorkspace(admin_pb2.GetWorkspaceRequest(), metadata=conn.metadata)
+    if wants_json(args):
+        print_json(message_document(workspace))
+        return 0
+    _print_workspace(workspace)
     return 0
 
 
 def list_workspaces(args: argparse.Namespace) -> int:
     conn = connection(args)
     found = _stub(conn).ListWorkspaces(admin_pb2.ListWorkspacesRequest(), metadata=conn.metadata)
+    if wants_json(args):
+        print_messages(found.workspaces)
+        return 0
     print(table(["WORKSPACE", "CREATED"], [(w.workspace, when(w.created_at)) for w in found.workspaces]))
     return 0
 
@@ -72,6 +93,9 @@ def list_api_keys(args: argparse.Namespace) -> int:
         admin_pb2.ListApiKeysRequest(workspace=workspace, include_revoked=args.include_revoked),
         metadata=conn.metadata,
     )
+    if wants_json(args):
+        print_messages(found.keys)
+        return 0
     if not found.keys:
         print("no API keys")
         return 0
@@ -109,9 +133,11 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     p = verbs.add_parser(
         "show-workspace", parents=parents, help="your key's workspace and its webhook signing secret"
     )
+    add_output_option(p)
     p.set_defaults(func=show_workspace)
 
     p = verbs.add_parser("list-workspaces", parents=parents, help="list every workspace")
+    add_output_option(p)
     p.set_defaults(func=list_workspaces)
 
     p = verbs.add_parser(
@@ -125,6 +151,7 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     p = verbs.add_parser("list-api-keys", parents=parents, help="list API keys (never their secrets)")
     p.add_argument("--workspace", help="only this workspace's keys (default: every workspace's)")
     p.add_argument("--include-revoked", action="store_true", help="list revoked keys too")
+    add_output_option(p)
     p.set_defaults(func=list_api_keys)
 
     p = verbs.add_parser(

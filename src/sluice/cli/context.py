@@ -1,4 +1,8 @@
-"""Where the CLI finds the services and which API key it presents."""
+"""Where the CLI finds the services and which API key it presents.
+
+Building the parser imports only this module's argparse part; the gRPC stubs and the local stack's
+credentials are imported by the verbs that connect (a fast `sluice --help`).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,10 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sluice.clients import channel, scheduler_stub, staging_stub, user_metadata
-from sluice.errors import Unauthenticated
-from sluice.stack.state import default_state_dir, load_credentials
-from sluice.v1 import scheduler_pb2_grpc, staging_pb2_grpc
+if TYPE_CHECKING:
+    from sluice.v1 import scheduler_pb2_grpc, staging_pb2_grpc
 
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
@@ -32,17 +35,26 @@ class Connection:
 
     @property
     def metadata(self) -> Sequence[tuple[str, str]]:
+        from sluice.clients import user_metadata
+
         return user_metadata(self.api_key)
 
     def staging(self) -> staging_pb2_grpc.StagingServiceStub:
+        from sluice.clients import channel, staging_stub
+
         return staging_stub(channel(self.staging_address))
 
     def scheduler(self) -> scheduler_pb2_grpc.SchedulerServiceStub:
+        from sluice.clients import channel, scheduler_stub
+
         return scheduler_stub(channel(self.scheduler_address))
 
 
 def connection(args: argparse.Namespace) -> Connection:
     """Flags first, then SLUICE_* variables, then the local stack's credentials file."""
+    from sluice.errors import Unauthenticated
+    from sluice.stack.state import default_state_dir, load_credentials
+
     state_dir = getattr(args, "state_dir", None) or default_state_dir()
     local = load_credentials(state_dir) if (state_dir / "credentials.json").exists() else {}
     api_key = args.api_key or os.environ.get("SLUICE_API_KEY") or local.get("api_key", "")

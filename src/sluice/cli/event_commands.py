@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Iterable
 from typing import TextIO
 
 from sluice.cli.context import connection
+from sluice.cli.output import add_output_option, message_document, print_json, wants_json
 from sluice.ids import validate_id
 from sluice.v1 import events_pb2, scheduler_pb2
 
@@ -46,10 +48,26 @@ def print_events(events: Iterable[events_pb2.Event], out: TextIO) -> int:
     return count
 
 
+def print_event_documents(events: Iterable[events_pb2.Event], out: TextIO) -> int:
+    """JSON Lines: one event object per line, printed as it comes (`events --follow --output json`)."""
+    count = 0
+    for event in events:
+        print(json.dumps(message_document(event), ensure_ascii=False), file=out, flush=True)
+        count += 1
+    return count
+
+
 def events(args: argparse.Namespace) -> int:
     conn = connection(args)
     request = scheduler_pb2.ListEventsRequest(job_id=validate_id(args.job_id, "job id"), follow=args.follow)
-    count = print_events(conn.scheduler().ListEvents(request, metadata=conn.metadata), sys.stdout)
+    stream = conn.scheduler().ListEvents(request, metadata=conn.metadata)
+    if wants_json(args) and args.follow:
+        print_event_documents(stream, sys.stdout)
+        return 0
+    if wants_json(args):
+        print_json([message_document(event) for event in stream])
+        return 0
+    count = print_events(stream, sys.stdout)
     if not count:
         print("no events")
     return 0
@@ -68,6 +86,8 @@ def register(group: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         "--follow",
         "-f",
         action="store_true",
-        help="keep printing new events until the job ends (Ctrl-C stops)",
+        help="keep printing new events until the job ends (Ctrl-C stops); with --output json, "
+        "one JSON object per line",
     )
+    add_output_option(p)
     p.set_defaults(func=events)

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from sluice.cli import log_commands
-from sluice.cli.context import connection
-from sluice.cli.job_follow import wait
-from sluice.cli.output import fields, table, when
+from sluice.cli.context import Connection, connection
+from sluice.cli.output import (
+    add_output_option,
+    fields,
+    message_document,
+    print_json,
+    print_messages,
+    table,
+    wants_json,
+    when,
+)
 from sluice.cli.usage_commands import print_estimate, usage_text
 from sluice.errors import InvalidArgument
 from sluice.ids import validate_id
 from sluice.job_states import JOB_STATE_CHOICES, JOB_STATES, STAGE_STATES, TASK_STATES, task_counts
 from sluice.v1 import common_pb2, scheduler_pb2
-from sluice.webhooks import display_url, validate_url
 
 MACHINE_TYPES = {"cpu": common_pb2.MACHINE_TYPE_CPU, "gpu": common_pb2.MACHINE_TYPE_GPU}
 FORMATS = {"jsonl": common_pb2.AGGREGATION_FORMAT_JSONL, "csv": common_pb2.AGGREGATION_FORMAT_CSV}
@@ -66,6 +74,8 @@ def _job_request(args: argparse.Namespace) -> scheduler_pb2.CreateJobRequest:
     for value in args.image_outputs_to_save or []:
         request.image_outputs_to_save.extend(name for name in value.split(",") if name)
     if args.notifications_url:
+        from sluice.webhooks import validate_url
+
         request.notifications_url = validate_url(args.notifications_url)
     return request
 
@@ -86,7 +96,13 @@ def _start_job(
     print(f"job {job.job_id} {JOB_STATES[job.state]}")
     if job.notice:
         print(f"note: {job.notice}")
-    return wait(conn, job.job_id, noticed=job.notice) if args.wait else 0
+    return _wait(conn, job.job_id, noticed=job.notice) if args.wait else 0
+
+
+def _wait(conn: Connection, job_id: str, noticed: str = "") -> int:
+    from sluice.cli.job_follow import wait  # progress bars: only for the verbs that follow a job
+
+    return wait(conn, job_id, noticed=noticed)
 
 
 def _read_params(path: Path) -> str:
@@ -110,6 +126,11 @@ def list_jobs(args: argparse.Namespace) -> int:
         states=[JOB_STATE_CHOICES[state] for state in args.state or []],
     )
     found = conn.scheduler().ListJobs(request, metadata=conn.metadata)
+    if wants_json(args):
+        print_messages(found.jobs)
+        if found.next_page_token:
+            print(f"next page: --page-token {found.next_page_token}", file=sys.stderr)
+        return 0
     if not found.jobs:
         print("no jobs")
         return 0
@@ -140,6 +161,9 @@ def show_job_details(args: argparse.Namespace) -> int:
     job = conn.scheduler().GetJob(
         scheduler_pb2.GetJobRequest(job_id=validate_id(args.job_id, "job id")), metadata=conn.metadata
     )
+    if wants_json(args):
+        print_json(message_document(job))
+        return 0
     pairs: list[tuple[str, object]] = [
         ("job id", job.job_id),
         ("state", JOB_STATES[job.state]),
@@ -159,6 +183,8 @@ def show_job_details(args: argparse.Namespace) -> int:
         ("ended", when(job.ended_at)),
     ]
     if job.notifications_url:
+        from sluice.webhooks import display_url
+
         pairs.append(("notifications", display_url(job.notifications_url)))
     if job.notice:
         pairs.append(("notice", job.notice))
@@ -203,7 +229,7 @@ def show_job_details(args: argparse.Namespace) -> int:
 
 
 def watch_job(args: argparse.Namespace) -> int:
-    return wait(connection(args), validate_id(args.job_id, "job id"))
+    return _wait(connection(args), validate_id(args.job_id, "job id"))
 
 
 def abort_job(args: argparse.Namespace) -> int:
@@ -230,7 +256,7 @@ def restart_job(args: argparse.Namespace) -> int:
         request.max_image_failure_rate = args.max_image_failure_rate
     job = conn.scheduler().RestartJob(request, metadata=conn.metadata)
     print(f"job {job.job_id} {JOB_STATES[job.state]} (attempt {job.attempt})")
-    return wait(conn, job.job_id) if args.wait else 0
+    return _wait(conn, job.job_id) if args.wait else 0
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
@@ -355,10 +381,12 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
         choices=sorted(JOB_STATE_CHOICES),
         help="only jobs in this state (repeatable)",
     )
+    add_output_option(p)
     p.set_defaults(func=list_jobs)
 
     p = group.add_parser("show-job-details", parents=parents, help="show a job and its stages")
     p.add_argument("--job-id", "-j", required=True)
+    add_output_option(p)
     p.set_defaults(func=show_job_details)
 
     p = group.add_parser("watch-job", parents=parents, help="follow a job's progress until it ends")

@@ -1,4 +1,10 @@
-"""`sluice`: the command line. Errors are one clear line on stderr and a non-zero exit."""
+"""`sluice`: the command line. Errors are one clear line on stderr and a non-zero exit.
+
+The parser is built from light modules only (argparse, the generated protobuf messages, gRPC's
+status codes): each verb imports what else it needs (the models, progress bars, the stack's
+process code) when it runs, so `sluice --help` and the list and show verbs start fast
+(tests/test_cli_imports.py keeps it so; `python -m bench.cli_start` times it).
+"""
 
 from __future__ import annotations
 

@@ -11,19 +11,30 @@ import argparse
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Any
 
 from sluice.cli.context import Connection, connection
-from sluice.cli.output import fields, human_bytes, table, when
-from sluice.clients import channel
+from sluice.cli.output import (
+    add_output_option,
+    fields,
+    human_bytes,
+    message_document,
+    print_json,
+    print_messages,
+    table,
+    wants_json,
+    when,
+)
 from sluice.errors import InvalidArgument
 from sluice.models.model_ids import MODEL_ID_RULE, validate_model_id
 from sluice.models.spec import CHANNEL_ORDERS, OUTPUT_LAYOUTS, RESIZE_MODES, TASKS
-from sluice.models.spec_json import spec_from_dict, spec_to_json
 from sluice.models.stored import MAX_MODEL_BYTES
-from sluice.v1 import models_pb2, models_pb2_grpc
+from sluice.v1 import models_pb2
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from sluice.v1 import models_pb2_grpc
 
 CHUNK_BYTES = 1024 * 1024
 
@@ -37,6 +48,9 @@ def add_model_subcommand(add: Subcommand) -> None:
 
 
 def _stub(conn: Connection) -> models_pb2_grpc.ModelServiceStub:
+    from sluice.clients import channel
+    from sluice.v1 import models_pb2_grpc
+
     return models_pb2_grpc.ModelServiceStub(channel(conn.staging_address))
 
 
@@ -129,6 +143,10 @@ def _chunks(
 
 
 def register_model(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from sluice.models.spec_json import spec_from_dict, spec_to_json
+
     model_id = validate_model_id(args.model_id)
     path: Path = args.file
     if not path.is_file():
@@ -167,6 +185,9 @@ def _summary(model: models_pb2.Model) -> tuple[object, ...]:
 def list_models(args: argparse.Namespace) -> int:
     conn = connection(args)
     models = _stub(conn).ListModels(models_pb2.ListModelsRequest(), metadata=conn.metadata).models
+    if wants_json(args):
+        print_messages(models)
+        return 0
     if not models:
         print("no models")
         return 0
@@ -177,6 +198,9 @@ def list_models(args: argparse.Namespace) -> int:
 def show_model(args: argparse.Namespace) -> int:
     conn = connection(args)
     model = _stub(conn).GetModel(models_pb2.GetModelRequest(model_id=args.model_id), metadata=conn.metadata)
+    if wants_json(args):
+        print_json(message_document(model))
+        return 0
     print(
         fields(
             [
@@ -230,10 +254,12 @@ def register(
     p.set_defaults(func=register_model)
 
     p = verbs.add_parser("list", parents=parents, help="list built-in and registered models")
+    add_output_option(p)
     p.set_defaults(func=list_models)
 
     p = verbs.add_parser("show", parents=parents, help="show a model and its spec")
     p.add_argument("--model-id", "-m", required=True)
+    add_output_option(p)
     p.set_defaults(func=show_model)
 
     for add in _extra_subcommands:

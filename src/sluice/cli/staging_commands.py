@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sluice.cli.context import connection
-from sluice.cli.download import download, local_path, unpack_archives
-from sluice.cli.output import fields, human_bytes, table, when
-from sluice.cli.upload import local_files, plan_upload, staged_objects, upload
+from sluice.cli.output import (
+    BATCH_TYPES,
+    add_output_option,
+    fields,
+    human_bytes,
+    message_document,
+    print_json,
+    print_messages,
+    table,
+    wants_json,
+    when,
+)
 from sluice.errors import InvalidArgument
 from sluice.ids import (
     IMAGE_EXTENSIONS,
@@ -25,14 +35,9 @@ from sluice.ids import (
     validate_id,
 )
 from sluice.v1 import common_pb2, staging_pb2
-from sluice.webhooks import display_url, validate_url
 
-BATCH_TYPES = {
-    common_pb2.BATCH_TYPE_IMAGES: "images",
-    common_pb2.BATCH_TYPE_VIDEOS: "videos",
-    common_pb2.BATCH_TYPE_PROCESSING_RESULTS: "processing-results",
-    common_pb2.BATCH_TYPE_EXPORT: "export",
-}
+if TYPE_CHECKING:
+    from sluice.v1 import staging_pb2_grpc
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,9 @@ def create_batch_of_videos(args: argparse.Namespace) -> int:
 
 def _create_batch(args: argparse.Namespace, folder: Path, media: _Media) -> int:
     """Upload what of `folder` the batch lacks; files it does not take are named, not sent."""
+    from sluice.cli.upload import local_files, plan_upload, upload  # progress bars: uploads only
+    from sluice.webhooks import validate_url
+
     batch_id = validate_id(args.batch_id, "batch id")
     noun = media.noun
     if not folder.is_dir():
@@ -79,7 +87,7 @@ def _create_batch(args: argparse.Namespace, folder: Path, media: _Media) -> int:
         ),
         metadata=conn.metadata,
     )
-    staged = {o.name: o.size_bytes for o in staged_objects(stub, conn.metadata, batch_id)}
+    staged = {o.name: o.size_bytes for o in _staged_objects(stub, conn.metadata, batch_id)}
     plan = plan_upload(files, staged, media.accepts)
     for name in plan.not_accepted:
         print(f"skipped (not {media.article} {noun}): {name}")
@@ -167,29 +175,41 @@ def _video_row(o: staging_pb2.BatchObject) -> tuple[object, ...]:
 VIDEO_COLUMNS = ("NAME", "BYTES", "PART", "DURATION", "FRAMES", "SIZE", "FPS", "CODEC", "ROTATION")
 
 
+def _staged_objects(
+    stub: staging_pb2_grpc.StagingServiceStub, metadata: Sequence[tuple[str, str]], batch_id: str
+) -> list[staging_pb2.BatchObject]:
+    from sluice.cli.upload import staged_objects  # progress bars: imported by the verbs that list
+
+    return staged_objects(stub, metadata, batch_id)
+
+
 def list_batches(args: argparse.Namespace) -> int:
     conn = connection(args)
     stub = conn.staging()
-    rows: list[tuple[object, ...]] = []
+    batches: list[staging_pb2.Batch] = []
     token = ""
     while True:
         page = stub.ListBatches(
             staging_pb2.ListBatchesRequest(page_size=500, page_token=token), metadata=conn.metadata
         )
-        rows.extend(
-            (
-                b.batch_id,
-                BATCH_TYPES.get(b.type, "?"),
-                b.object_count,
-                human_bytes(b.total_bytes),
-                when(b.created_at),
-                expiry_text(b),
-            )
-            for b in page.batches
-        )
+        batches.extend(page.batches)
         token = page.next_page_token
         if not token:
             break
+    if wants_json(args):
+        print_messages(batches)
+        return 0
+    rows = [
+        (
+            b.batch_id,
+            BATCH_TYPES.get(b.type, "?"),
+            b.object_count,
+            human_bytes(b.total_bytes),
+            when(b.created_at),
+            expiry_text(b),
+        )
+        for b in batches
+    ]
     if not rows:
         print("no batches")
         return 0
@@ -204,9 +224,14 @@ def show_batch_details(args: argparse.Namespace) -> int:
         staging_pb2.GetBatchRequest(batch_id=validate_id(args.batch_id, "batch id")),
         metadata=conn.metadata,
     )
+    if wants_json(args):
+        print_json(message_document(batch))
+        return 0
     video_totals: list[tuple[str, object]] = []
     if batch.type == common_pb2.BATCH_TYPE_VIDEOS and not is_expired(batch):
-        videos = [o.video for o in staged_objects(stub, conn.metadata, batch.batch_id) if o.HasField("video")]
+        videos = [
+            o.video for o in _staged_objects(stub, conn.metadata, batch.batch_id) if o.HasField("video")
+        ]
         video_totals = [
             ("duration", duration_text(sum(v.duration_s for v in videos))),
             ("frames", sum(v.frame_count for v in videos)),
@@ -224,7 +249,7 @@ def show_batch_details(args: argparse.Namespace) -> int:
                 ("expires", expiry_text(batch)),
                 *([("source job", batch.source_job_id)] if batch.source_job_id else []),
                 *(
-                    [("notifications", display_url(batch.notifications_url))]
+                    [("notifications", _display_url(batch.notifications_url))]
                     if batch.notifications_url
                     else []
                 ),
@@ -242,14 +267,22 @@ def show_batch_details(args: argparse.Namespace) -> int:
     return 0
 
 
+def _display_url(url: str) -> str:
+    from sluice.webhooks import display_url
+
+    return display_url(url)
+
+
 def list_batch_content(args: argparse.Namespace) -> int:
     conn = connection(args)
     stub = conn.staging()
     batch_id = validate_id(args.batch_id, "batch id")
     batch = stub.GetBatch(staging_pb2.GetBatchRequest(batch_id=batch_id), metadata=conn.metadata)
-    objects = staged_objects(stub, conn.metadata, batch_id)
+    objects = _staged_objects(stub, conn.metadata, batch_id)
     if args.limit:
         objects = objects[: args.limit]
+    if wants_json(args):
+        return _print_content_documents(objects, args.output_file)
     if objects and batch.type == common_pb2.BATCH_TYPE_VIDEOS:
         lines = table(VIDEO_COLUMNS, [_video_row(o) for o in objects]).split("\n")
     else:
@@ -262,13 +295,27 @@ def list_batch_content(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_content_documents(objects: list[staging_pb2.BatchObject], output_file: str | None) -> int:
+    """`list-batch-content --output json`: the objects as one JSON list, on stdout or in the file."""
+    documents = [message_document(o) for o in objects]
+    if not output_file:
+        print_json(documents)
+        return 0
+    with Path(output_file).open("w", encoding="utf-8") as handle:
+        print_json(documents, handle)
+    print(f"{len(objects)} objects written to {output_file}")
+    return 0
+
+
 def export_batch(args: argparse.Namespace) -> int:
+    from sluice.cli.download import download, local_path, unpack_archives  # progress bars, tarfile
+
     batch_id = validate_id(args.batch_id, "batch id")
     target: Path = args.target_dir
     target.mkdir(parents=True, exist_ok=True)
     conn = connection(args)
     stub = conn.staging()
-    objects = staged_objects(stub, conn.metadata, batch_id)
+    objects = _staged_objects(stub, conn.metadata, batch_id)
     missing = [
         o
         for o in objects
@@ -320,16 +367,19 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     p.set_defaults(func=create_batch_of_videos)
 
     p = group.add_parser("list-batches", parents=parents, help="list the workspace's batches")
+    add_output_option(p)
     p.set_defaults(func=list_batches)
 
     p = group.add_parser("show-batch-details", parents=parents, help="show one batch")
     p.add_argument("--batch-id", "-b", required=True)
+    add_output_option(p)
     p.set_defaults(func=show_batch_details)
 
     p = group.add_parser("list-batch-content", parents=parents, help="list a batch's objects")
     p.add_argument("--batch-id", "-b", required=True)
     p.add_argument("--limit", "-l", type=int, default=0, help="show at most this many")
     p.add_argument("--output-file", "-o", help="write the listing to this file")
+    add_output_option(p)
     p.set_defaults(func=list_batch_content)
 
     p = group.add_parser(

@@ -10,19 +10,26 @@ import argparse
 import posixpath
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sluice.cli.context import connection
-from sluice.clients import channel
 from sluice.errors import FailedPrecondition
-from sluice.models.backends.triton_backend import triton_model_name
-from sluice.models.registry import get_model, is_built_in
-from sluice.models.spec import ModelSpec
-from sluice.models.triton_repository import KINDS, RepositoryKind, write_repository
+
+if TYPE_CHECKING:
+    from sluice.models.spec import ModelSpec
+    from sluice.models.triton_repository import RepositoryKind
+
+# What --backend takes: sluice.models.triton_repository.KINDS (tests/test_cli_imports.py checks
+# they agree), written out so that building the parser does not import NumPy and ONNX.
+BACKENDS = ("python-onnxruntime", "onnxruntime")
 
 
 def _registered_spec(args: argparse.Namespace, model_id: str, folder: Path) -> ModelSpec:
     """A user model from the registry, its ONNX file fetched into `folder`."""
     from sluice import storage
+    from sluice.clients import channel
+    from sluice.models.backends.triton_backend import triton_model_name
+    from sluice.models.registry import get_model
     from sluice.models.spec_json import spec_from_json
     from sluice.v1 import models_pb2, models_pb2_grpc
 
@@ -40,6 +47,9 @@ def _registered_spec(args: argparse.Namespace, model_id: str, folder: Path) -> M
 
 
 def export_triton(args: argparse.Namespace) -> int:
+    from sluice.models.registry import get_model, is_built_in
+    from sluice.models.triton_repository import write_repository
+
     kind: RepositoryKind = args.backend
     target: Path = args.target_dir
     with tempfile.TemporaryDirectory(prefix="sluice-export-") as scratch:
@@ -70,7 +80,7 @@ def register_export(
     parser.add_argument("--target-dir", "-t", type=Path, required=True, help="the repository folder")
     parser.add_argument(
         "--backend",
-        choices=KINDS,
+        choices=BACKENDS,
         default="python-onnxruntime",
         help="Triton's python backend running ONNX Runtime on CPU (default), or Triton's own "
         "onnxruntime backend (a GPU fleet's Triton)",

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sluice.cli.context import connection
-from sluice.cli.output import fields, table
+from sluice.cli.output import add_output_option, fields, message_document, print_json, table, wants_json
 from sluice.errors import InvalidArgument
 from sluice.v1 import common_pb2, scheduler_pb2
 
@@ -62,6 +62,9 @@ def usage(args: argparse.Namespace) -> int:
         raise InvalidArgument(f"--since {args.since} is after --until {args.until}")
     conn = connection(args)
     found = conn.scheduler().GetUsage(request, metadata=conn.metadata)
+    if wants_json(args):
+        print_json(message_document(found))
+        return 0
     since = args.since.isoformat() if args.since else "the first job"
     until = args.until.isoformat() if args.until else "now"
     print(f"workspace: {found.workspace}")
@@ -107,4 +110,5 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     p.add_argument("--since", type=day, help="jobs created on or after this UTC day (YYYY-MM-DD)")
     p.add_argument("--until", type=day, help="jobs created up to and including this UTC day (YYYY-MM-DD)")
     p.add_argument("--by", choices=sorted(GROUPINGS), default="job", help="one row per job or per day")
+    add_output_option(p)
     p.set_defaults(func=usage)

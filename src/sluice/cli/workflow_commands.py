@@ -7,7 +7,15 @@ import json
 from pathlib import Path
 
 from sluice.cli.context import connection
-from sluice.cli.output import table, when
+from sluice.cli.output import (
+    add_output_option,
+    message_document,
+    print_json,
+    print_messages,
+    table,
+    wants_json,
+    when,
+)
 from sluice.errors import InvalidArgument
 from sluice.ids import validate_id
 from sluice.v1 import scheduler_pb2
@@ -30,6 +38,9 @@ def create(args: argparse.Namespace) -> int:
 def list_workflows(args: argparse.Namespace) -> int:
     conn = connection(args)
     found = conn.scheduler().ListWorkflows(scheduler_pb2.ListWorkflowsRequest(), metadata=conn.metadata)
+    if wants_json(args):
+        print_messages(found.workflows)
+        return 0
     if not found.workflows:
         print("no workflows")
         return 0
@@ -49,6 +60,9 @@ def show(args: argparse.Namespace) -> int:
         ),
         metadata=conn.metadata,
     )
+    if wants_json(args):
+        print_json(message_document(workflow))
+        return 0
     print(f"# workflow {workflow.workflow_id} version {workflow.version}, {when(workflow.created_at)}")
     print(json.dumps(json.loads(workflow.definition_json), indent=2))
     return 0
@@ -63,8 +77,10 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     p.add_argument("--file", "-f", type=Path, required=True, help="the workflow definition (JSON)")
     p.set_defaults(func=create)
     p = group.add_parser("list", parents=parents, help="list workflows (latest versions)")
+    add_output_option(p)
     p.set_defaults(func=list_workflows)
     p = group.add_parser("show", parents=parents, help="print a workflow definition")
     p.add_argument("--workflow-id", "-w", required=True)
     p.add_argument("--version", type=int, default=0, help="a version (default: the latest)")
+    add_output_option(p)
     p.set_defaults(func=show)
