@@ -13,12 +13,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import nats
 import pytest
 
 from sluice.auth import hash_key
+from sluice.cli.main import main as sluice_main
 from sluice.cli.stack import register
 from sluice.errors import FailedPrecondition, InvalidArgument
 from sluice.stack import supervisor, watchdog
@@ -28,12 +30,22 @@ from sluice.stack.pg_install import UNPRIVILEGED_ID
 from sluice.stack.ports import free_port, port_is_free, tcp_accepts
 from sluice.stack.postgres_process import create_database, postgres_ready, start_postgres
 from sluice.stack.processes import cmdline, pid_alive
-from sluice.stack.services import DASHBOARD, SERVICES, SPECS, WATCHDOG, watchdog_marker
+from sluice.stack.services import (
+    DASHBOARD,
+    SERVICES,
+    SPECS,
+    WATCHDOG,
+    dashboard_installed,
+    watchdog_marker,
+)
 from sluice.stack.state import Layout, StackFile, load_credentials
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_ROOT = os.geteuid() == 0
 EXPORTED_KEY = "sk-exported-in-the-shell-that-ran-up"
+# The worker options of the module's stack: one slot, one ONNX Runtime thread, 4 images a run.
+WORKER: dict[str, Any] = {"workers_per_machine": 1, "ort_threads": 1, "worker_batch_size": 4}
+WORKER_FLAGS = ("--workers-per-machine 1", "--ort-threads 1", "--batch-size 4")
 
 
 @pytest.fixture
@@ -174,11 +186,26 @@ def test_state_folder_unreachable_by_the_postgres_user_is_refused(folder: Path) 
         supervisor.up(private / "state")
 
 
-def test_up_refuses_bad_arguments(folder: Path) -> None:
+def test_up_refuses_bad_arguments(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(InvalidArgument, match="unknown parts"):
         supervisor.up(folder / "state", ports={"mystery": 1234})
     with pytest.raises(InvalidArgument):
         supervisor.up(folder / "state", machine_type="tpu")
+    with pytest.raises(InvalidArgument, match="--ort-threads must be at least 1"):
+        supervisor.up(folder / "state", ort_threads=0)
+    for flag in ("--ort-threads", "--worker-batch-size", "--workers-per-machine"):
+        capsys.readouterr()
+        assert sluice_main(["up", "--state-dir", str(folder / "state"), flag, "0"]) == 1
+        printed = capsys.readouterr()
+        assert printed.err == f"error: {flag} must be at least 1\n" and printed.out == ""
+    assert not (folder / "state").exists()  # refused before anything was made
+
+
+def test_up_leaves_out_a_dashboard_that_is_not_installed() -> None:
+    """What `up` decides from: streamlit and the dashboard's package found without importing them
+    (this venv has both; a module no Python has stands for a missing streamlit)."""
+    assert dashboard_installed()
+    assert not dashboard_installed(("streamlit", "sluice_dashboard_that_is_not_there"))
 
 
 def test_status_and_down_of_a_stack_never_started(folder: Path) -> None:
@@ -200,12 +227,23 @@ def test_cli_registers_up_status_down(folder: Path, capsys: pytest.CaptureFixtur
         ["up", "--state-dir", str(folder), "--nats-port", "4333", "--workers-per-machine", "3"]
     )
     assert (args.nats_port, args.postgres_port, args.workers_per_machine) == (4333, None, 3)
+    assert (args.ort_threads, args.worker_batch_size) == (None, None)
     assert args.machine_type == "cpu" and callable(args.func)
+    args = parser.parse_args(["up", "--ort-threads", "2", "--worker-batch-size", "16"])
+    assert (args.ort_threads, args.worker_batch_size) == (2, 16)
     args = parser.parse_args(["status", "--state-dir", str(folder / "empty")])
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     assert "PART" in printed and "scheduler" in printed and "down" in printed
     assert "RESTARTS" in printed and "watchdog" in printed
+    assert "worker:" not in printed  # no options to show for a stack never started
+    document = _status_json(folder / "empty", capsys)
+    assert [part["name"] for part in document["parts"]][-2:] == ["dashboard", "watchdog"]
+    assert {part["state"] for part in document["parts"]} == {"down"}
+    assert document["parts"][0] == {
+        "name": "nats", "state": "down", "address": None, "pid": None, "restarts": 0,
+    }  # fmt: skip
+    assert document["options"]["ort_threads"] is None
     args = parser.parse_args(["down", "--state-dir", str(folder / "empty")])
     assert args.func(args) == 0
 
@@ -237,14 +275,24 @@ def _processes_with(markers: list[str]) -> list[int]:
 
 
 def _status_table(state: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, str]]:
-    """`sluice status` as {part: {column: value}}."""
+    """`sluice status` as {part: {column: value}} (the lines after the table say "worker: ..."
+    and "logs: ...")."""
     parser = argparse.ArgumentParser(prog="sluice")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["status", "--state-dir", str(state)])
     capsys.readouterr()
     assert args.func(args) == 0
-    header, *rows = [line.split() for line in capsys.readouterr().out.splitlines()[:-1]]
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    header, *rows = [line for line in lines if not line[0].endswith(":")]
     return {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+
+
+def _status_json(state: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """`sluice status --output json`, parsed."""
+    capsys.readouterr()
+    assert sluice_main(["status", "--state-dir", str(state), "--output", "json"]) == 0
+    document: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return document
 
 
 def test_backoff_doubles_to_a_cap() -> None:
@@ -317,7 +365,7 @@ def stack() -> Iterator[tuple[Path, supervisor.StackStatus]]:
     try:
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("SLUICE_API_KEY", EXPORTED_KEY)  # as a user's shell may export it
-            first = supervisor.up(state, workers_per_machine=1)
+            first = supervisor.up(state, **WORKER)
         yield state, first
     finally:
         supervisor.down(state)
@@ -355,6 +403,12 @@ def test_up_starts_every_part_and_the_watchdog(stack: tuple[Path, supervisor.Sta
     assert f"SLUICE_SCHEDULER_ADDRESS={credentials['scheduler_address']}" in environ
     assert token not in environ and credentials["api_key"] not in environ
     assert EXPORTED_KEY not in environ and "SLUICE_API_KEY" not in environ
+    # The worker runs as `up` was asked: one slot, one ONNX Runtime thread, 4 images a run.
+    worker_pid = first.part("worker").pid
+    assert worker_pid is not None
+    worker_cmdline = cmdline(worker_pid)
+    assert all(flag in worker_cmdline for flag in WORKER_FLAGS), worker_cmdline
+    assert "ort threads 1 per session (--ort-threads)" in (state / "logs" / "worker.log").read_text()
 
 
 @needs_services
@@ -362,7 +416,7 @@ def test_up_again_starts_nothing_not_even_a_second_watchdog(
     stack: tuple[Path, supervisor.StackStatus],
 ) -> None:
     state, first = stack
-    second = supervisor.up(state, workers_per_machine=1)
+    second = supervisor.up(state, **WORKER)
     assert second.up and not any(part.started for part in second.parts)
     assert not second.watchdog.started
     assert [p.pid for p in second.parts] == [p.pid for p in first.parts]
@@ -401,6 +455,15 @@ def test_watchdog_restarts_a_killed_worker_and_scheduler(
     assert {row["STATE"] for row in table.values()} == {"up"}
     for name, pid in killed.items():
         assert table[name]["PID"] != str(pid)
+    # The watchdog started the worker with the options `up` was given.
+    restarted = StackFile.load(Layout(state)).parts["worker"].pid
+    assert restarted is not None
+    assert all(flag in cmdline(restarted) for flag in WORKER_FLAGS), cmdline(restarted)
+    document = _status_json(state, capsys)
+    worker = next(part for part in document["parts"] if part["name"] == "worker")
+    assert (worker["state"], worker["pid"], worker["restarts"]) == ("up", restarted, 1)
+    assert worker["address"] == first.part("worker").address
+    assert {k: document["options"][k] for k in WORKER} == WORKER
     log = (state / "logs" / "watchdog.log").read_text()
     for name in killed:
         assert f"{name} exited; restarting it (restart 1, after 0.5 s)" in log
@@ -446,7 +509,7 @@ def test_up_heals_a_part_when_the_watchdog_is_gone(stack: tuple[Path, supervisor
     before = supervisor.status(state)
     _kill(before.watchdog.pid)
     _kill(before.part("worker").pid)
-    healed = supervisor.up(state, workers_per_machine=1)
+    healed = supervisor.up(state, **WORKER)
     assert healed.up
     assert [part.name for part in healed.parts if part.started] == ["worker"]
     assert healed.watchdog.started and healed.watchdog.pid != before.watchdog.pid
@@ -473,7 +536,7 @@ def test_down_stops_everything_and_nothing_comes_back(
 def test_up_after_down_keeps_ports_and_key(stack: tuple[Path, supervisor.StackStatus]) -> None:
     state, _ = stack
     remembered = StackFile.load(Layout(state)).parts
-    again = supervisor.up(state, workers_per_machine=1)
+    again = supervisor.up(state, **WORKER)
     assert again.up and again.watchdog.started
     assert [part.address for part in again.parts] == [
         f"127.0.0.1:{remembered[part.name].port}" for part in again.parts
@@ -489,10 +552,10 @@ def test_up_without_the_dashboard_stops_it_and_status_says_off(
 ) -> None:
     state, _ = stack
     board = supervisor.status(state).part(DASHBOARD)
-    without = supervisor.up(state, workers_per_machine=1, dashboard=False)
+    without = supervisor.up(state, **WORKER, dashboard=False)
     assert without.up and not without.part(DASHBOARD).pid and not pid_alive(board.pid)
     assert _status_table(state, capsys)[DASHBOARD]["STATE"] == "off"
     time.sleep(1.5)  # the watchdog does not bring it back
     assert not supervisor.status(state).part(DASHBOARD).pid
-    again = supervisor.up(state, workers_per_machine=1)
+    again = supervisor.up(state, **WORKER)
     assert again.up and again.part(DASHBOARD).started and http_healthy(again.part(DASHBOARD).address)

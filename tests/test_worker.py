@@ -16,7 +16,8 @@ import struct
 import subprocess
 import sys
 import zlib
-from collections.abc import AsyncIterator
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,10 @@ from sluice.messaging import (
     task_consumer_name,
     task_subject,
 )
+from sluice.models.backends.current import get_backend, set_backend
+from sluice.models.backends.onnxruntime_backend import OnnxRuntimeBackend
+from sluice.models.spec import ModelSpec
+from sluice.runtime import usable_cpus
 from sluice.stack.nats_process import NatsServer
 from sluice.v1 import common_pb2, tasks_pb2
 from sluice_worker.options import WorkerOptions
@@ -382,6 +387,75 @@ async def test_a_task_still_running_when_the_drain_times_out_goes_back_to_the_qu
     assert len(_records(output_url, task.task_id)) == 16
 
 
+class ShapesBackend:
+    """ONNX Runtime underneath; remembers the shape of every batch a model is called with."""
+
+    name = "shapes"
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, ...]] = []
+        self._inner = OnnxRuntimeBackend(1)
+
+    def run(self, spec: ModelSpec, batch: np.ndarray) -> list[np.ndarray]:
+        self.shapes.append(tuple(batch.shape))
+        return self._inner.run(spec, batch)
+
+
+@pytest.fixture
+def shapes_backend() -> Iterator[ShapesBackend]:
+    """The process's backend, for the in-process worker, while the test runs."""
+    previous = get_backend()
+    backend = ShapesBackend()
+    set_backend(backend)
+    yield backend
+    set_backend(previous)
+
+
+async def test_a_slot_runs_each_batch_of_a_task_as_one_model_call(
+    worker_settings: Settings,
+    nats_js: tuple[Client, JetStreamContext],
+    batch_urls: tuple[str, str],
+    shapes_backend: ShapesBackend,
+) -> None:
+    """Two tasks at once on two slots, batch size 4: each task's images reach the model four at
+    a time, and a task's last, smaller batch runs at once instead of waiting to be filled with
+    the other task's images. (Their photographs differ in shape, which tells their calls apart.)"""
+    nc, js = nats_js
+    input_url, output_url = batch_urls
+    # Its own workflow text, so no workflow compiled (with another backend) by an earlier test is reused.
+    workflow = EXAMPLE.read_text().replace('"default_value": 0.4', '"default_value": 0.45')
+    assert workflow != EXAMPLE.read_text()
+    jobs = {"page.png": (_job(), 6), "coffee.png": (_job(), 5)}
+    tasks = []
+    for picture, (job, count) in jobs.items():
+        names = [f"{job}/{i}.png" for i in range(count)]
+        for name in names:
+            storage.write_bytes(input_url, name, _encode(photo(picture), ".png"))
+        tasks.append(
+            _task(
+                input_url,
+                output_url,
+                job,
+                input_names=names,
+                workflow_json=workflow,
+                save_image_outputs=False,
+            )
+        )
+    async with (
+        Results(nc, tasks[0].job_id) as pages,
+        Results(nc, tasks[1].job_id) as coffees,
+        running_worker(worker_settings, slots=2, batch_size=4),
+    ):
+        for task in tasks:
+            await js.publish(task_subject("cpu", task.job_id), task.SerializeToString())
+        done = [await pages.next(), await coffees.next()]
+    assert [(r.ok, r.items_done, r.items_failed) for r in done] == [(True, 6, 0), (True, 5, 0)]
+    batches: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for shape in shapes_backend.shapes:
+        batches[shape[1:]].append(shape[0])
+    assert sorted(batches.values()) == [[4, 1], [4, 2]], shapes_backend.shapes
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -410,7 +484,7 @@ async def test_the_worker_process_serves_health_and_stops_on_sigterm(
     address = f"127.0.0.1:{_free_port()}"
     env = {**os.environ, **worker_settings.to_env()}
     command = [sys.executable, "-m", "sluice_worker", "--health-address", address,
-               "--machine-type", "cpu", "--workers-per-machine", "2", "--ort-threads", "1",
+               "--machine-type", "cpu", "--workers-per-machine", "2", "--batch-size", "3",
                "--worker-id", "process-worker"]  # fmt: skip
     log_file = tmp_path / "worker.log"
     with log_file.open("wb") as log:
@@ -430,6 +504,10 @@ async def test_the_worker_process_serves_health_and_stops_on_sigterm(
             result = await results.next()
         assert result.ok and result.worker_id == "process-worker"
         assert (result.items_done, result.items_failed) == (2, 1)
+        # Without --ort-threads the worker shares the usable CPUs among its two slots.
+        cpus = usable_cpus()
+        chosen = f"ort threads {max(1, cpus // 2)} per session ({cpus} usable cpus, 2 slots)"
+        assert chosen in log_file.read_text()
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 30) == 0, log_file.read_text()
     finally:

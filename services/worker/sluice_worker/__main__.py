@@ -14,6 +14,7 @@ from sluice.models.backends.current import set_backend
 from sluice.models.backends.onnxruntime_backend import OnnxRuntimeBackend
 from sluice.models.backends.triton_backend import TritonBackend
 from sluice_worker.options import MACHINE_TYPES, WorkerOptions, default_worker_id
+from sluice_worker.threads import choose_ort_threads
 from sluice_worker.worker import Worker
 
 
@@ -26,7 +27,13 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerOptions:
     parser.add_argument(
         "--health-address", default="127.0.0.1:0", help="host:port of the gRPC health service"
     )
-    parser.add_argument("--ort-threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    parser.add_argument(
+        "--ort-threads",
+        type=int,
+        default=None,
+        help="ONNX Runtime intra-op threads per model session (default: the usable CPUs, the "
+        "container's quota included, divided among the slots; at least 1)",
+    )
     parser.add_argument(
         "--triton-url",
         default=os.environ.get("SLUICE_TRITON_URL") or None,
@@ -34,12 +41,19 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerOptions:
         "in this process (default: $SLUICE_TRITON_URL)",
     )
     parser.add_argument("--worker-id", default=None)
-    parser.add_argument("--batch-size", type=int, default=8, help="images per workflow run")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=WorkerOptions.batch_size,
+        help=f"images of a task per workflow run (default {WorkerOptions.batch_size})",
+    )
     args = parser.parse_args(argv)
     if args.workers_per_machine < 1:
         parser.error("--workers-per-machine must be at least 1")
     if args.ort_threads is not None and args.ort_threads < 1:
         parser.error("--ort-threads must be at least 1")
+    if args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
     if args.triton_url is not None and (not args.triton_url or "://" in args.triton_url):
         parser.error("--triton-url must be host:port (gRPC), e.g. triton:8001")
     return WorkerOptions(
@@ -54,10 +68,11 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerOptions:
 
 
 def inference_backend(options: WorkerOptions) -> InferenceBackend:
-    """Where this worker's models run: Triton when an address is given, else ONNX Runtime."""
+    """Where this worker's models run: Triton when an address is given, else ONNX Runtime with
+    the worker's intra-op threads per session (`--ort-threads`, else chosen from the slots)."""
     if options.triton_url:
         return TritonBackend(options.triton_url)
-    return OnnxRuntimeBackend(options.ort_threads)
+    return OnnxRuntimeBackend(choose_ort_threads(options.ort_threads, options.slots).per_session)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

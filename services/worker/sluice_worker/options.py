@@ -25,14 +25,17 @@ class WorkerOptions:
     health_address: str | None = None
     """host:port for the gRPC health service; None serves none."""
     ort_threads: int | None = None
-    """ONNX Runtime intra-op threads (models run in-process unless `triton_url` is set)."""
+    """ONNX Runtime intra-op threads per model session (`--ort-threads`; models run in-process
+    unless `triton_url` is set). None: chosen at start from the slots and the usable CPUs
+    (`sluice_worker.threads.choose_ort_threads`)."""
     triton_url: str | None = None
     """host:port of a Triton Inference Server's gRPC endpoint: models run there instead."""
     worker_id: str = field(default_factory=default_worker_id)
     model_cache_dir: Path | None = None
     """Where registered models are downloaded to; None: a folder under the system temp dir."""
     batch_size: int = 8
-    """Images per workflow run."""
+    """Images of one task per workflow run (`--batch-size`); model calls batch across them.
+    The one place the default is set: the command line and the stack take it from here."""
     fetch_timeout_s: float = 1.0
     heartbeat_s: float = 2.0
     in_progress_s: float = messaging.IN_PROGRESS_S

@@ -158,7 +158,7 @@ def _record(
 async def run_task(
     task: tasks_pb2.Task,
     workflow: CompiledWorkflow,
-    batch_size: int = 8,
+    batch_size: int,
     control: TaskControl | None = None,
 ) -> TaskOutcome:
     """Process every input of `task` and write its one result object.

@@ -213,7 +213,7 @@ def _jsonl(records: list[Record]) -> bytes:
 async def run_video_task(
     task: tasks_pb2.Task,
     workflow: CompiledWorkflow,
-    batch_size: int = 8,
+    batch_size: int,
     control: TaskControl | None = None,
     *,
     hwaccel: bool = False,

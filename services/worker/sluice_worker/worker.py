@@ -44,6 +44,7 @@ from sluice_worker.reporting import (
     publish_reliably,
     summarise_errors,
 )
+from sluice_worker.threads import choose_ort_threads
 from sluice_worker.video_task import run_video_task
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,9 @@ class Worker:
         self._catalogs: dict[str, StoreCatalog] = {}
         self.stops = StoppedJobs()
         self._cuda: bool | None = None
+        self.ort_threads = choose_ort_threads(options.ort_threads, options.slots)
+        """ONNX Runtime intra-op threads per model session (`--ort-threads`, else from the slots
+        and the usable CPUs)."""
 
     def _catalog(self, workspace: str) -> StoreCatalog:
         """The workspace's models: built-ins, and registered ones fetched from the store once."""
@@ -90,6 +94,10 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then finish in-flight tasks and disconnect."""
+        if self.options.triton_url:
+            log.info("models run on the Triton server at %s", self.options.triton_url)
+        else:
+            log.info("%s", self.ort_threads.describe())
         health: tuple[Any, Any] | None = None
         if self.options.health_address:
             keys = KeyRing(self.settings.api_keys_file, self.settings.internal_token)
@@ -287,7 +295,7 @@ class Worker:
         try:
             workflow = compile_workflow(
                 task.workflow_json,
-                intra_op_threads=self.options.ort_threads,
+                intra_op_threads=self.ort_threads.per_session,
                 models=self._catalog(task.workspace),
             )
         except InvalidArgument as error:

@@ -3,9 +3,12 @@ started."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from sluice.stack.state import UpOptions
 
 INFRASTRUCTURE = ("nats", "postgres")
 SERVICES = ("staging", "scheduler", "worker", "exporter")
@@ -41,16 +44,30 @@ def service_marker(name: str, address: str) -> str:
     return f"-m {spec.module} {spec.address_flag} {address}"
 
 
-def service_command(name: str, address: str, machine_type: str, workers_per_machine: int) -> list[str]:
-    """The command that starts service `name` listening on `address`."""
+def service_command(name: str, address: str, options: UpOptions) -> list[str]:
+    """The command that starts service `name` listening on `address`, as `up` was asked."""
     spec = SPECS[name]
     cmd = [sys.executable, "-m", spec.module, spec.address_flag, address]
     if name == "worker":
         cmd += [
-            "--machine-type", machine_type,
-            "--workers-per-machine", str(workers_per_machine),
+            "--machine-type", options.machine_type,
+            "--workers-per-machine", str(options.workers_per_machine),
         ]  # fmt: skip
+        if options.ort_threads is not None:
+            cmd += ["--ort-threads", str(options.ort_threads)]
+        if options.worker_batch_size is not None:
+            cmd += ["--batch-size", str(options.worker_batch_size)]
     return cmd
+
+
+DASHBOARD_NOT_INSTALLED = "dashboard: not installed (pip install 'sluice[dashboard]')"
+DASHBOARD_MODULES = ("streamlit", "sluice_dashboard")
+
+
+def dashboard_installed(modules: tuple[str, ...] = DASHBOARD_MODULES) -> bool:
+    """Whether this Python can run the dashboard: Streamlit (the `[dashboard]` extra) and the
+    dashboard's package are importable. Looked up without importing either, so `up` stays fast."""
+    return all(importlib.util.find_spec(module) is not None for module in modules)
 
 
 def watchdog_command(state_dir: Path) -> list[str]:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sluice.stack.health import part_ready
 from sluice.stack.ports import LOOPBACK
 from sluice.stack.processes import is_our_process
 from sluice.stack.services import DASHBOARD, PARTS, WATCHDOG
-from sluice.stack.state import Layout, PartRecord, StackFile
+from sluice.stack.state import Layout, PartRecord, StackFile, UpOptions
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,10 @@ class StackStatus:
     parts: tuple[PartStatus, ...]
     watchdog: PartStatus
     dashboard_enabled: bool = True
+    dashboard_missing: bool = False
+    """`up` was asked for the dashboard but this Python lacks it (the `[dashboard]` extra)."""
+    options: UpOptions = field(default_factory=UpOptions)
+    """What `up` was asked for (the worker's slots, threads and batch size among them)."""
 
     @property
     def up(self) -> bool:
@@ -98,4 +102,4 @@ def status(state_dir: Path, started: Collection[str] = ()) -> StackStatus:
         log_file=layout.log(WATCHDOG),
         started=WATCHDOG in started,
     )
-    return StackStatus(layout.root, tuple(parts), watchdog, stack.options.dashboard)
+    return StackStatus(layout.root, tuple(parts), watchdog, stack.options.dashboard, options=stack.options)

@@ -15,7 +15,6 @@ import stat
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from sluice.auth import add_key, hash_key, new_api_key
 from sluice.errors import FailedPrecondition
 
 DEFAULT_WORKSPACE = "default"
@@ -104,6 +103,11 @@ class UpOptions:
     workers_per_machine: int = 2
     log_level: str = "INFO"
     dashboard: bool = True
+    """The dashboard was asked for (`up` without `--no-dashboard`) and is installed."""
+    ort_threads: int | None = None
+    """The worker's `--ort-threads`; None lets the worker choose from its slots and CPUs."""
+    worker_batch_size: int | None = None
+    """The worker's `--batch-size` (images per workflow run); None: the worker's default."""
 
 
 @dataclass
@@ -180,6 +184,8 @@ def prepare_state_dir(state_dir: Path) -> Layout:
 
 def ensure_secrets(layout: Layout) -> tuple[str, str]:
     """The stack's API key (workspace "default") and internal token, created on first use."""
+    from sluice.auth import add_key, hash_key, new_api_key  # asyncpg, bcrypt: `up` only
+
     if layout.token_file.exists():
         token = layout.token_file.read_text().strip()
     else:

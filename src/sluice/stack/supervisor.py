@@ -1,11 +1,12 @@
 """The one-machine stack: `up` starts what is not running, `down` stops it, state stays on disk.
 
 Start order: NATS, Postgres (database `sluice`), then staging, scheduler, worker and exporter, each
-detached with its output in logs/<part>.log, then the dashboard (unless `--no-dashboard`), then
-the watchdog (sluice.stack.watchdog), which restarts a part that dies; `down` stops the watchdog
-first, then the dashboard. Ports are remembered in stack.json and
-reused. `start_part` is the one place a part's command and environment are made, for `up` and the
-watchdog alike.
+detached with its output in logs/<part>.log, then the dashboard (unless `--no-dashboard`, or
+this Python lacks Streamlit: the `[dashboard]` extra), then the watchdog (sluice.stack.watchdog),
+which restarts a part that dies; `down` stops the watchdog first, then the dashboard. Ports and
+the options of `up` (the worker's slots, ONNX Runtime threads and batch size among them) are
+remembered in stack.json and reused. `start_part` is the one place a part's command and
+environment are made, for `up` and the watchdog alike.
 
 NATS runs with authorization (nats/nats.conf, including nats/users.conf): the services connect
 as user `sluice` with the internal token as password, and each API key is a user of its
@@ -24,6 +25,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,6 +50,7 @@ from sluice.stack.services import (
     SERVICE_STOP_ORDER,
     SERVICES,
     WATCHDOG,
+    dashboard_installed,
     service_command,
     service_marker,
     watchdog_command,
@@ -212,7 +215,7 @@ def service_launch(layout: Layout, stack: StackFile, name: str) -> tuple[list[st
     """Service `name`'s command, environment, and a digest of both (less what is inherited)."""
     options = stack.options
     address = f"{LOOPBACK}:{stack.record(name).port}"
-    cmd = service_command(name, address, options.machine_type, options.workers_per_machine)
+    cmd = service_command(name, address, options)
     if name == DASHBOARD:
         # Nothing of the caller's SLUICE_* (a key or token exported in the shell that ran `up`).
         settings_env = _dashboard_env(stack)
@@ -347,25 +350,45 @@ def _digest(cmd: list[str], settings_env: Mapping[str, str]) -> str:
     return hashlib.sha256(json.dumps([cmd, sorted(settings_env.items())]).encode()).hexdigest()
 
 
+def _check_worker_options(
+    workers_per_machine: int, machine_type: str, ort_threads: int | None, worker_batch_size: int | None
+) -> None:
+    if workers_per_machine < 1:
+        raise InvalidArgument("--workers-per-machine must be at least 1")
+    if machine_type not in MACHINE_TYPES:
+        raise InvalidArgument(f"--machine-type must be one of {', '.join(MACHINE_TYPES)}")
+    if ort_threads is not None and ort_threads < 1:
+        raise InvalidArgument("--ort-threads must be at least 1")
+    if worker_batch_size is not None and worker_batch_size < 1:
+        raise InvalidArgument("--worker-batch-size must be at least 1")
+
+
 def up(
     state_dir: Path,
     ports: dict[str, int] | None = None,
     workers_per_machine: int = 2,
     machine_type: str = "cpu",
     dashboard: bool = True,
+    *,
+    ort_threads: int | None = None,
+    worker_batch_size: int | None = None,
 ) -> StackStatus:
     """Start every part of the stack in `state_dir` that is not running (the dashboard only when
-    `dashboard`; a running one is stopped otherwise); returns the status."""
+    `dashboard` and installed; a running one is stopped otherwise); returns the status.
+
+    The worker runs with `workers_per_machine` slots, `ort_threads` ONNX Runtime threads per
+    session and `worker_batch_size` images per workflow run (None: the worker chooses); a
+    running worker started with other options is restarted with these.
+    """
     requested = {part: port for part, port in (ports or {}).items() if port}
     unknown = sorted(set(requested) - set(PARTS))
     if unknown:
         raise InvalidArgument(f"unknown parts {', '.join(unknown)}; known: {', '.join(PARTS)}")
     if any(not 0 < port < 65536 for port in requested.values()):
         raise InvalidArgument("ports must be between 1 and 65535")
-    if workers_per_machine < 1:
-        raise InvalidArgument("--workers-per-machine must be at least 1")
-    if machine_type not in MACHINE_TYPES:
-        raise InvalidArgument(f"--machine-type must be one of {', '.join(MACHINE_TYPES)}")
+    _check_worker_options(workers_per_machine, machine_type, ort_threads, worker_batch_size)
+    board_missing = dashboard and not dashboard_installed()
+    dashboard = dashboard and not board_missing
     layout = prepare_state_dir(state_dir)
     started: list[str] = []
     with locked(layout):
@@ -377,7 +400,9 @@ def up(
         for part in PARTS:
             stack.record(part).port = chosen[part]
         log_level = os.environ.get("SLUICE_LOG_LEVEL", "INFO")
-        stack.options = UpOptions(machine_type, workers_per_machine, log_level, dashboard)
+        stack.options = UpOptions(
+            machine_type, workers_per_machine, log_level, dashboard, ort_threads, worker_batch_size
+        )
         api_key, _ = ensure_secrets(layout)
         _retire_open_nats(layout, stack)
         _ensure_server(layout, stack, "nats", nats_ready, 5.0, _TERM, started)
@@ -402,7 +427,7 @@ def up(
             raise Unavailable("\n".join(failures) + "\n(stop the rest with `sluice down`)")
         stack.save(layout)
         _ensure_watchdog(layout, stack, started)
-    return status(layout.root, started)
+    return replace(status(layout.root, started), dashboard_missing=board_missing)
 
 
 def _ensure_dashboard(layout: Layout, stack: StackFile, wanted: bool, started: dict[str, int]) -> list[str]:
