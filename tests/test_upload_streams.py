@@ -6,8 +6,10 @@ from sluice.upload_streams import (
     BYTES_PER_STREAM,
     CHUNK_BYTES,
     FILES_PER_STREAM,
+    MIN_FILES_PER_STREAM,
     byte_pieces,
     file_chunks,
+    files_per_stream,
     stream_groups,
 )
 
@@ -31,3 +33,13 @@ def test_a_file_is_chunked_with_last_on_its_final_chunk_only() -> None:
     assert [(len(c.data), c.last) for c in exact] == [(CHUNK_BYTES, True)]
     empty = list(file_chunks("b", "empty.jpg", byte_pieces(b"")))
     assert [(c.data, c.last) for c in empty] == [(b"", True)]
+
+
+def test_a_folder_is_spread_over_the_parallel_streams() -> None:
+    assert files_per_stream(1, 4) == MIN_FILES_PER_STREAM  # a few files: one stream
+    assert files_per_stream(1000, 4) == 250
+    assert files_per_stream(50_000, 4) == FILES_PER_STREAM
+    files = [("f", 1)] * 1000
+    groups = list(stream_groups(files, lambda f: f[1], files_per_stream(len(files), 4)))
+    assert [len(g) for g in groups] == [250] * 4
+    assert [len(g) for g in stream_groups(files, lambda f: f[1], 10 * FILES_PER_STREAM)] == [500, 500]

@@ -2,11 +2,13 @@
 
 Shared by the CLI (files on disk) and the dashboard (files a browser sent): one stream carries
 at most FILES_PER_STREAM files and about BYTES_PER_STREAM bytes, so a failed stream costs little
-to resend, and each file goes in CHUNK_BYTES chunks with `last` on its final one.
+to resend, and each file goes in CHUNK_BYTES chunks with `last` on its final one. The CLI sends
+several streams at once (UPLOAD_STREAMS); `files_per_stream` spreads a folder over them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
@@ -15,17 +17,32 @@ from sluice.v1 import staging_pb2
 CHUNK_BYTES = 1024 * 1024
 FILES_PER_STREAM = 500
 BYTES_PER_STREAM = 256 * 1024 * 1024
+UPLOAD_STREAMS = 4
+"""Streams the CLI keeps open at once by default."""
+MIN_FILES_PER_STREAM = 100
+"""Fewer files than this share one stream (each stream costs a call and a batch_ingested event)."""
 
 T = TypeVar("T")
 
 
-def stream_groups(files: Sequence[T], size_of: Callable[[T], int]) -> Iterator[list[T]]:
-    """`files` in runs of at most FILES_PER_STREAM files and about BYTES_PER_STREAM bytes."""
+def files_per_stream(count: int, streams: int) -> int:
+    """How many of `count` files one stream carries so that `streams` streams share them (at
+    least MIN_FILES_PER_STREAM, at most FILES_PER_STREAM)."""
+    spread = math.ceil(count / max(1, streams))
+    return min(FILES_PER_STREAM, max(MIN_FILES_PER_STREAM, spread))
+
+
+def stream_groups(
+    files: Sequence[T], size_of: Callable[[T], int], per_stream: int = FILES_PER_STREAM
+) -> Iterator[list[T]]:
+    """`files` in runs of at most `per_stream` (at most FILES_PER_STREAM) files and about
+    BYTES_PER_STREAM bytes."""
+    most = max(1, min(per_stream, FILES_PER_STREAM))
     group: list[T] = []
     group_bytes = 0
     for item in files:
         size = size_of(item)
-        if group and (len(group) >= FILES_PER_STREAM or group_bytes + size > BYTES_PER_STREAM):
+        if group and (len(group) >= most or group_bytes + size > BYTES_PER_STREAM):
             yield group
             group, group_bytes = [], 0
         group.append(item)

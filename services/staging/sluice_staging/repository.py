@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from sluice_staging.name_clashes import ancestors, clashing_within
+
 _BATCH_COLUMNS = (
     "workspace, batch_id, type, created_at, expires_at, source_job_id, expired_at, held_until, held_by_job, "
     "notifications_url"
@@ -44,6 +46,25 @@ class ObjectRow:
     content_type: str
     # A serialized sluice.v1.VideoInfo, for the objects of videos batches.
     video: bytes | None = None
+
+
+@dataclass(frozen=True)
+class NewObject:
+    """An uploaded object to record (its bytes are in the store already)."""
+
+    name: str
+    size_bytes: int
+    content_type: str
+    video: bytes | None = None
+
+
+@dataclass(frozen=True)
+class RecordedGroup:
+    """What Repository.put_objects did with a group: each recorded name's part, and the names
+    it refused because a file and a folder of the batch would share them."""
+
+    parts: dict[str, int]
+    clashing: set[str]
 
 
 @dataclass(frozen=True)
@@ -257,23 +278,19 @@ class Repository:
             stats[r["batch_id"]].append(PartStats(r["part_index"], r["objects"], r["bytes"]))
         return stats
 
-    async def put_object(
-        self,
-        workspace: str,
-        batch_id: str,
-        name: str,
-        size_bytes: int,
-        content_type: str,
-        part_size: int,
-        video: bytes | None = None,
-    ) -> int | None:
-        """Record an uploaded object; return its part, or None when the batch no longer exists or
-        has been purged.
+    async def put_objects(
+        self, workspace: str, batch_id: str, objects: Sequence[NewObject], part_size: int
+    ) -> RecordedGroup | None:
+        """Record a group of uploaded objects in one transaction; None (nothing recorded) when
+        the batch no longer exists or has been purged.
 
-        A new object goes into part floor(objects in batch / part_size), counted under the
-        batch's row lock; an object uploaded again keeps its part and takes the new size, type
-        and `video` (a serialized VideoInfo, or None).
+        A name that would be a folder of an object of the batch, or sit inside one (recorded
+        before, or earlier in `objects`), is not recorded but returned as clashing. A new object
+        goes into part floor(objects in batch / part_size), counted in order under the batch's
+        row lock; an object uploaded again keeps its part and takes the new size, type and
+        `video` (a serialized VideoInfo, or None). A name given twice takes its last values.
         """
+        names = list(dict.fromkeys(o.name for o in objects))
         async with self._pool.acquire() as conn, conn.transaction():
             count = await conn.fetchval(
                 "SELECT object_count FROM staging.batches WHERE workspace = $1 AND batch_id = $2 "
@@ -283,38 +300,67 @@ class Repository:
             )
             if count is None:
                 return None
-            part = await conn.fetchval(
-                "UPDATE staging.objects SET size_bytes = $4, content_type = $5, video = $6 "
-                "WHERE workspace = $1 AND batch_id = $2 AND name = $3 RETURNING part_index",
-                workspace,
-                batch_id,
-                name,
-                size_bytes,
-                content_type,
-                video,
-            )
-            if part is not None:
-                return int(part)
-            part = int(count) // part_size
+            clashing, parts = await self._known_names(conn, workspace, batch_id, names)
+            clashing |= clashing_within(n for n in names if n not in clashing)
+            last = {o.name: o for o in objects if o.name not in clashing}
+            new = [n for n in last if n not in parts]
+            parts.update({n: (int(count) + i) // part_size for i, n in enumerate(new)})
+            rows = list(last.values())
             await conn.execute(
                 "INSERT INTO staging.objects "
                 "(workspace, batch_id, name, size_bytes, part_index, content_type, video) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "SELECT $1, $2, n, s, p, c, v "
+                "FROM unnest($3::text[], $4::bigint[], $5::integer[], $6::text[], $7::bytea[]) "
+                "AS t(n, s, p, c, v) ON CONFLICT (workspace, batch_id, name) DO UPDATE "
+                "SET size_bytes = EXCLUDED.size_bytes, content_type = EXCLUDED.content_type, "
+                "video = EXCLUDED.video",
                 workspace,
                 batch_id,
-                name,
-                size_bytes,
-                part,
-                content_type,
-                video,
+                [o.name for o in rows],
+                [o.size_bytes for o in rows],
+                [parts[o.name] for o in rows],
+                [o.content_type for o in rows],
+                [o.video for o in rows],
             )
-            await conn.execute(
-                "UPDATE staging.batches SET object_count = object_count + 1 "
-                "WHERE workspace = $1 AND batch_id = $2",
-                workspace,
-                batch_id,
-            )
-            return part
+            if new:
+                await conn.execute(
+                    "UPDATE staging.batches SET object_count = object_count + $3 "
+                    "WHERE workspace = $1 AND batch_id = $2",
+                    workspace,
+                    batch_id,
+                    len(new),
+                )
+        return RecordedGroup({n: parts[n] for n in last}, clashing)
+
+    @staticmethod
+    async def _known_names(
+        conn: PoolConnectionProxy, workspace: str, batch_id: str, names: Sequence[str]
+    ) -> tuple[set[str], dict[str, int]]:
+        """Of `names`: those that clash with a recorded object, and the recorded ones' parts."""
+        above = [(folder, name) for name in names for folder in ancestors(name)]
+        # With byte ordering, the names under folder "n" are those between "n/" and "n0". Each
+        # lookup is a LATERAL ... LIMIT 1, so it is one index probe per name whatever the
+        # planner believes of the table's size (a join would scan the batch once per name).
+        records = await conn.fetch(
+            "SELECT a.owner AS name, NULL::integer AS part FROM unnest($3::text[], $4::text[]) "
+            "AS a(folder, owner) CROSS JOIN LATERAL (SELECT 1 FROM staging.objects o "
+            "WHERE o.workspace = $1 AND o.batch_id = $2 AND o.name = a.folder LIMIT 1) AS hit "
+            "UNION ALL SELECT t.n, NULL FROM unnest($5::text[]) AS t(n) CROSS JOIN LATERAL "
+            "(SELECT 1 FROM staging.objects o WHERE o.workspace = $1 AND o.batch_id = $2 "
+            "AND o.name > (t.n || '/') COLLATE \"C\" AND o.name < (t.n || '0') COLLATE \"C\" "
+            "LIMIT 1) AS hit "
+            "UNION ALL SELECT t.n, o.part_index FROM unnest($5::text[]) AS t(n) CROSS JOIN LATERAL "
+            "(SELECT part_index FROM staging.objects o WHERE o.workspace = $1 AND o.batch_id = $2 "
+            "AND o.name = t.n LIMIT 1) AS o",
+            workspace,
+            batch_id,
+            [folder for folder, _ in above],
+            [name for _, name in above],
+            list(names),
+        )
+        clashing = {r["name"] for r in records if r["part"] is None}
+        parts = {r["name"]: int(r["part"]) for r in records if r["part"] is not None}
+        return clashing, parts
 
     async def sync_objects(
         self, workspace: str, batch_id: str, objects: Mapping[str, tuple[int, str]]
@@ -392,15 +438,13 @@ class Repository:
 
     async def name_clash(self, workspace: str, batch_id: str, name: str) -> bool:
         """True when `name` would be a folder of an existing object, or sit inside one."""
-        parts = name.split("/")
-        ancestors = ["/".join(parts[:i]) for i in range(1, len(parts))]
         # With byte ordering, the names under folder "n" are those between "n/" and "n0".
         clash = await self._pool.fetchval(
             "SELECT EXISTS (SELECT 1 FROM staging.objects WHERE workspace = $1 AND batch_id = $2 "
             "AND (name = ANY($3::text[]) OR (name > $4 AND name < $5)))",
             workspace,
             batch_id,
-            ancestors,
+            ancestors(name),
             name + "/",
             name + "0",
         )

@@ -8,6 +8,14 @@ the stream carries on.
 An image is held in memory until its last chunk. A video is spooled to a temporary file, probed
 (in a thread) once it is whole, and only then copied to the object store with its frame index
 beside it (`frame_index_name`); its row records what the probe found (a VideoInfo).
+
+Received files are recorded in groups (`_Group`): every GROUP_FILES files, GROUP_BYTES of images
+held, GROUP_SECONDS after the group's first file (checked as chunks arrive), and at the end of
+the stream. A group's images are written to the store in one thread hop, then the whole group is
+recorded in one transaction (Repository.put_objects), which also checks its name clashes. Bytes
+always go to the store before their row is written, so every recorded object's bytes are there
+even if the service stops mid-stream; the bytes of a file refused at recording (a name clash) are
+taken back.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ import mimetypes
 import os
 import posixpath
 import tempfile
-from collections.abc import AsyncIterable, Callable
+import time
+from collections.abc import AsyncIterable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,13 +54,20 @@ from sluice_staging.batches import (
     expired_message,
     require_live,
 )
-from sluice_staging.repository import BatchRow, Repository
+from sluice_staging.repository import BatchRow, NewObject, Repository
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _NAME_CLASH = (FileExistsError, NotADirectoryError, IsADirectoryError)
 _CLASH_REASON = "name clash: a file and a folder of the batch would share a name"
+
+GROUP_FILES = 200
+"""Files recorded in one transaction at most."""
+GROUP_BYTES = 8 * 1024 * 1024
+"""Image bytes a group holds in memory before it is written and recorded."""
+GROUP_SECONDS = 0.25
+"""How long a received file waits at most for its group (while chunks keep arriving)."""
 
 
 def video_index_name(video: bytes) -> str:
@@ -92,6 +108,8 @@ class _File:
     """
 
     sent_name: str
+    seq: int = 0
+    """Its place in the stream: refusals are reported in stream order."""
     name: str = ""
     reason: str = ""
     chunks: list[bytes] = field(default_factory=list)
@@ -125,6 +143,45 @@ class UploadResult:
     summary: staging_pb2.UploadSummary
 
 
+@dataclass
+class _Received:
+    """A whole file that passed the checks, waiting in a group to be recorded; `data` holds an
+    image's bytes until the group writes them (a video is in the store already)."""
+
+    seq: int
+    sent_name: str
+    name: str
+    size: int
+    data: bytes | None = None
+    video: bytes | None = None
+
+    def stored_names(self) -> list[str]:
+        """The store objects it made: the file, and a video's frame index."""
+        return [self.name] + ([video_index_name(self.video)] if self.video is not None else [])
+
+
+@dataclass
+class _Tally:
+    """What a stream did so far: files and bytes recorded, and each refusal by stream order."""
+
+    files_stored: int = 0
+    bytes_stored: int = 0
+    rejected: list[tuple[int, str, str]] = field(default_factory=list)
+
+    def reject(self, seq: int, name: str, reason: str) -> None:
+        self.rejected.append((seq, name, reason))
+
+    def summary(self) -> staging_pb2.UploadSummary:
+        return staging_pb2.UploadSummary(
+            files_stored=self.files_stored,
+            bytes_stored=self.bytes_stored,
+            rejected=[
+                staging_pb2.RejectedFile(file_name=name, reason=reason)
+                for _, name, reason in sorted(self.rejected, key=lambda r: r[0])
+            ],
+        )
+
+
 class Uploader:
     """Receives one UploadFiles stream for a workspace."""
 
@@ -147,37 +204,57 @@ class Uploader:
         self._spool_dir = spool_dir
 
     async def receive(self, workspace: str, chunks: AsyncIterable[staging_pb2.UploadChunk]) -> UploadResult:
-        summary = staging_pb2.UploadSummary()
+        tally = _Tally()
         batch: BatchRow | None = None
+        group: _Group | None = None
         current: _File | None = None
+        seq = 0
         try:
             async for chunk in chunks:
                 if batch is None:
                     batch = await self._open_batch(workspace, chunk.batch_id)
+                    group = _Group(self._repository, self._store, batch, self._part_size, tally)
                 elif chunk.batch_id and chunk.batch_id != batch.batch_id:
                     raise InvalidArgument(
                         f"one upload stream writes to one batch: got {chunk.batch_id!r} "
                         f"after {batch.batch_id!r}"
                     )
+                assert group is not None
                 if current is not None and chunk.file_name and chunk.file_name != current.sent_name:
-                    self._reject(summary, current.sent_name, "incomplete: its last chunk never came")
-                    await asyncio.to_thread(_drop_spool, current)
+                    tally.reject(current.seq, current.sent_name, "incomplete: its last chunk never came")
+                    await self._discard(current)
                     current = None
                 if current is None:
-                    current = await self._start(chunk.file_name, batch)
+                    seq += 1
+                    current = await self._start(chunk.file_name, batch, seq)
                 await self._add(current, chunk.data)
                 if chunk.last:
                     file, current = current, None
                     try:
-                        await self._finish(batch, file, summary)
+                        await self._finish(batch, file, group, tally)
                     finally:
-                        await asyncio.to_thread(_drop_spool, file)
+                        await self._discard(file)
+                if group.due():
+                    await group.record()
             if current is not None:
-                self._reject(summary, current.sent_name, "incomplete: its last chunk never came")
+                tally.reject(current.seq, current.sent_name, "incomplete: its last chunk never came")
+            if group is not None:
+                await group.record()
+        except BaseException:
+            if group is not None:
+                # The files that were whole before the error are recorded all the same.
+                await group.record_after_error()
+            raise
         finally:
             if current is not None:
-                await asyncio.to_thread(_drop_spool, current)
-        return UploadResult(batch.batch_id if batch else "", summary)
+                await self._discard(current)
+        return UploadResult(batch.batch_id if batch else "", tally.summary())
+
+    @staticmethod
+    async def _discard(file: _File) -> None:
+        """Drop a file's temporary spool (a video's), if it has one."""
+        if file.spool is not None or file.spool_path is not None:
+            await asyncio.to_thread(_drop_spool, file)
 
     async def _open_batch(self, workspace: str, batch_id: str) -> BatchRow:
         if not batch_id:
@@ -194,8 +271,8 @@ class Uploader:
             )
         return batch
 
-    async def _start(self, sent_name: str, batch: BatchRow) -> _File:
-        file = _File(sent_name)
+    async def _start(self, sent_name: str, batch: BatchRow, seq: int) -> _File:
+        file = _File(sent_name, seq)
         try:
             file.name = safe_file_name(sent_name)
         except InvalidArgument as error:
@@ -227,51 +304,27 @@ class Uploader:
         else:
             file.chunks.append(data)
 
-    @staticmethod
-    def _reject(summary: staging_pb2.UploadSummary, name: str, reason: str) -> None:
-        summary.rejected.append(staging_pb2.RejectedFile(file_name=name, reason=reason))
-
-    async def _finish(self, batch: BatchRow, file: _File, summary: staging_pb2.UploadSummary) -> None:
+    async def _finish(self, batch: BatchRow, file: _File, group: _Group, tally: _Tally) -> None:
+        """Put a whole file in the group, or refuse it with its reason."""
         if file.reason:
-            self._reject(summary, file.sent_name, file.reason)
+            tally.reject(file.seq, file.sent_name, file.reason)
             return
-        if await self._repository.name_clash(batch.workspace, batch.batch_id, file.name):
-            self._reject(summary, file.sent_name, _CLASH_REASON)
-            return
-        url = self._store.batch_url(batch.workspace, batch.batch_id)
-        video: bytes | None = None
-        if file.spool_path is not None:
-            stored = await self._store_video(url, file)
-            if isinstance(stored, str):
-                self._reject(summary, file.sent_name, stored)
-                return
-            video = stored.SerializeToString()
-        else:
+        if file.spool_path is None:
             data = b"".join(file.chunks)
             file.chunks.clear()
-            if not await self._write(url, file.name, storage.write_bytes, data):
-                self._reject(summary, file.sent_name, _CLASH_REASON)
-                return
-        part = await self._repository.put_object(
-            batch.workspace,
-            batch.batch_id,
-            file.name,
-            file.size,
-            content_type(file.name),
-            self._part_size,
-            video,
-        )
-        if part is None:  # the expiry sweep purged it meanwhile: take back what was written
-            names = [file.name] + ([video_index_name(video)] if video is not None else [])
-            for name in names:
-                with contextlib.suppress(OSError):
-                    await asyncio.to_thread(storage.remove_object, url, name)
-            purged = await self._repository.get_batch(batch.workspace, batch.batch_id)
-            if purged is not None:
-                raise FailedPrecondition(expired_message(purged))
-            raise NotFound(f"batch {batch.batch_id!r} was deleted during the upload")
-        summary.files_stored += 1
-        summary.bytes_stored += file.size
+            group.add(_Received(file.seq, file.sent_name, file.name, file.size, data=data))
+            return
+        # A video is checked for a clash before its costly probe (and again when recorded).
+        if await self._repository.name_clash(batch.workspace, batch.batch_id, file.name):
+            tally.reject(file.seq, file.sent_name, _CLASH_REASON)
+            return
+        url = self._store.batch_url(batch.workspace, batch.batch_id)
+        stored = await self._store_video(url, file)
+        if isinstance(stored, str):
+            tally.reject(file.seq, file.sent_name, stored)
+            return
+        video = stored.SerializeToString()
+        group.add(_Received(file.seq, file.sent_name, file.name, file.size, video=video))
 
     async def _store_video(self, url: str, file: _File) -> VideoInfo | str:
         """Probe the spooled video, then store it and its frame index; its VideoInfo, or why not."""
@@ -303,5 +356,129 @@ class Uploader:
             return False
         except OSError as error:
             log.exception("writing %r under %s failed", name, url)
-            raise Unavailable(f"the object store could not store {name!r}; try the upload again") from error
+            raise _unavailable(name) from error
         return True
+
+
+def _unavailable(name: str) -> Unavailable:
+    return Unavailable(f"the object store could not store {name!r}; try the upload again")
+
+
+@dataclass
+class _Written:
+    """What `_write_images` did: the files that clash with a folder (or a file) of the store, and
+    the error that stopped it with the file it failed on (those after it were not written)."""
+
+    clashing: list[_Received] = field(default_factory=list)
+    error: OSError | None = None
+    failed_on: str = ""
+
+
+def _write_images(url: str, files: Sequence[_Received]) -> _Written:
+    """Write the files' bytes in order (in a thread); each written one lets go of its bytes."""
+    written = _Written()
+    objects = [(file.name, file.data) for file in files if file.data is not None]
+    assert len(objects) == len(files)
+    for file, error in zip(files, storage.write_many(url, objects), strict=False):
+        if isinstance(error, _NAME_CLASH):
+            written.clashing.append(file)
+            continue
+        if error is not None:
+            log.error("writing %r under %s failed: %s", file.name, url, error)
+            written.error, written.failed_on = error, file.name
+            return written
+        file.data = None
+    return written
+
+
+def _remove_objects(url: str, names: Sequence[str]) -> None:
+    for name in names:
+        with contextlib.suppress(OSError):
+            storage.remove_object(url, name)
+
+
+class _Group:
+    """The whole files of a stream not recorded yet, and how they are recorded."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        store: storage.ObjectStore,
+        batch: BatchRow,
+        part_size: int,
+        tally: _Tally,
+    ) -> None:
+        self._repository = repository
+        self._batch = batch
+        self._url = store.batch_url(batch.workspace, batch.batch_id)
+        self._part_size = part_size
+        self._tally = tally
+        self._files: list[_Received] = []
+        self._bytes = 0
+        self._since = 0.0
+
+    def add(self, file: _Received) -> None:
+        if not self._files:
+            self._since = time.monotonic()
+        self._files.append(file)
+        self._bytes += len(file.data or b"")
+
+    def due(self) -> bool:
+        """Whether the group is full, holds enough bytes, or has waited long enough."""
+        if not self._files:
+            return False
+        if len(self._files) >= GROUP_FILES or self._bytes >= GROUP_BYTES:
+            return True
+        return time.monotonic() - self._since >= GROUP_SECONDS
+
+    def _take(self) -> list[_Received]:
+        files, self._files, self._bytes = self._files, [], 0
+        return files
+
+    async def record(self) -> None:
+        """Write the group's images, then record the group (one transaction)."""
+        files = self._take()
+        if not files:
+            return
+        images = [f for f in files if f.data is not None]
+        written = await asyncio.to_thread(_write_images, self._url, images) if images else _Written()
+        for file in written.clashing:
+            self._tally.reject(file.seq, file.sent_name, _CLASH_REASON)
+        # Recorded: the videos and the images written (not those clashing or never reached).
+        await self._put([f for f in files if f.data is None])
+        if written.error is not None:
+            raise _unavailable(written.failed_on) from written.error
+
+    async def record_after_error(self) -> None:
+        """Record what is whole after the stream failed (a bad chunk, a client gone), or take back
+        what was written; never raises over the error that ended the stream."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self.record()), timeout=10.0)
+        except Exception:
+            log.exception("recording the files received before a failed upload stream failed")
+
+    async def _put(self, files: list[_Received]) -> None:
+        """Record written files; take back the bytes of those refused, or of all when the batch
+        went away meanwhile."""
+        if not files:
+            return
+        batch = self._batch
+        objects = [NewObject(f.name, f.size, content_type(f.name), f.video) for f in files]
+        recorded = await self._repository.put_objects(
+            batch.workspace, batch.batch_id, objects, self._part_size
+        )
+        refused = files if recorded is None else [f for f in files if f.name in recorded.clashing]
+        if refused:
+            names = [name for f in refused for name in f.stored_names()]
+            await asyncio.to_thread(_remove_objects, self._url, names)
+        if recorded is None:  # the expiry sweep purged it meanwhile
+            purged = await self._repository.get_batch(batch.workspace, batch.batch_id)
+            if purged is not None:
+                raise FailedPrecondition(expired_message(purged))
+            raise NotFound(f"batch {batch.batch_id!r} was deleted during the upload")
+        for file in files:
+            if file.name in recorded.clashing:
+                self._tally.reject(file.seq, file.sent_name, _CLASH_REASON)
+            else:
+                self._tally.files_stored += 1
+                self._tally.bytes_stored += file.size

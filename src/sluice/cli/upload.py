@@ -1,17 +1,27 @@
-"""Uploading a folder of images or videos into a batch: many files per stream, resumable, with
-progress."""
+"""Uploading a folder of images or videos into a batch: many files per stream, several streams
+at once, resumable, with progress."""
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from tqdm import tqdm
 
 from sluice.ids import is_image_name, is_reserved_name
-from sluice.upload_streams import CHUNK_BYTES, file_chunks, stream_groups
+from sluice.upload_streams import CHUNK_BYTES, UPLOAD_STREAMS, file_chunks, files_per_stream, stream_groups
 from sluice.v1 import staging_pb2, staging_pb2_grpc
+
+if TYPE_CHECKING:
+    import grpc
+
+T = TypeVar("T")
+Advance = Callable[[int], None]
+"""advance(bytes read): moves the progress bar on (from any thread)."""
 
 
 @dataclass
@@ -53,18 +63,18 @@ def plan_upload(
     return plan
 
 
-def _file_pieces(path: Path, progress: tqdm) -> Iterator[bytes]:
+def _file_pieces(path: Path, advance: Advance) -> Iterator[bytes]:
     with path.open("rb") as f:
         while data := f.read(CHUNK_BYTES):
-            progress.update(len(data))
+            advance(len(data))
             yield data
 
 
 def _chunks(
-    batch_id: str, files: list[tuple[str, Path, int]], progress: tqdm
+    batch_id: str, files: list[tuple[str, Path, int]], advance: Advance
 ) -> Iterator[staging_pb2.UploadChunk]:
     for name, path, _ in files:
-        yield from file_chunks(batch_id, name, _file_pieces(path, progress))
+        yield from file_chunks(batch_id, name, _file_pieces(path, advance))
 
 
 def upload(
@@ -72,19 +82,59 @@ def upload(
     metadata: Sequence[tuple[str, str]],
     batch_id: str,
     files: list[tuple[str, Path, int]],
+    streams: int = UPLOAD_STREAMS,
 ) -> tuple[int, list[staging_pb2.RejectedFile]]:
-    """Upload `files`; returns how many were stored and the ones the server refused."""
-    stored = 0
-    rejected: list[staging_pb2.RejectedFile] = []
+    """Upload `files` over up to `streams` UploadFiles streams at once; returns how many were
+    stored and the ones the server refused, in the order of `files`."""
+    streams = max(1, streams)
+    groups = list(stream_groups(files, lambda file: file[2], files_per_stream(len(files), streams)))
     total = sum(size for _, _, size in files)
+    lock = threading.Lock()
     with tqdm(
         total=total, unit="B", unit_scale=True, desc="uploading", leave=False, disable=None
     ) as progress:
-        for group in stream_groups(files, lambda file: file[2]):
-            summary = stub.UploadFiles(_chunks(batch_id, group, progress), metadata=metadata)
-            stored += summary.files_stored
-            rejected.extend(summary.rejected)
-    return stored, rejected
+
+        def advance(read: int) -> None:  # called from gRPC's threads, one per stream
+            with lock:
+                progress.update(read)
+
+        def start(group: list[tuple[str, Path, int]]) -> grpc.Future:
+            return stub.UploadFiles.future(_chunks(batch_id, group, advance), metadata=metadata)
+
+        summaries = _send_streams(groups, start, streams)
+    stored = sum(summary.files_stored for summary in summaries)
+    return stored, [item for summary in summaries for item in summary.rejected]
+
+
+def _send_streams(
+    groups: Sequence[T], start: Callable[[T], grpc.Future], streams: int
+) -> list[staging_pb2.UploadSummary]:
+    """One stream per group, started by `start` (an UploadFiles future), at most `streams` at a
+    time; their summaries in order. The first failed stream raises its RpcError, and every
+    stream still running is cancelled (so is every stream on Ctrl-C)."""
+    finished: queue.Queue[int] = queue.Queue()
+    running: dict[int, grpc.Future] = {}
+    summaries = [staging_pb2.UploadSummary() for _ in groups]
+    waiting = iter(range(len(groups)))
+
+    def start_next() -> None:
+        index = next(waiting, None)
+        if index is not None:
+            call = start(groups[index])
+            running[index] = call
+            call.add_done_callback(lambda _call, index=index: finished.put(index))
+
+    try:
+        for _ in range(streams):
+            start_next()
+        while running:
+            index = finished.get()
+            summaries[index] = running.pop(index).result()
+            start_next()
+    finally:
+        for call in running.values():
+            call.cancel()
+    return summaries
 
 
 def staged_objects(
