@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 
+import asyncpg
 import grpc
 import pytest
 from nats.aio.client import Client
@@ -63,7 +65,7 @@ async def test_max_parallel_tasks_keeps_the_rest_out_of_the_queue(mesh: Mesh, na
         (second,) = await take_tasks(nats_client, "gpu", "par", 1)
         assert second.task_id != first.task_id
         job = await mesh.scheduler_stub().GetJob(S.GetJobRequest(job_id="par"), metadata=mesh.md())
-        assert job.stages[0].task_counts.done == 1 and job.stages[0].task_counts.waiting == 1
+        assert job.stages[0].task_counts.done == 1 and job.stages[0].task_counts.waiting == 2
 
 
 async def test_jobs_share_the_slots_round_robin(mesh: Mesh, nats_client: Client) -> None:
@@ -104,10 +106,10 @@ async def test_abort_withdraws_and_stops_then_restart_finishes(mesh: Mesh, nats_
         assert aborted.state == S.JOB_STATE_ABORTED and "aborted by its owner" in aborted.error
         stop = await asyncio.wait_for(stops.get(), 5)
         assert (stop.job_id, stop.attempt) == ("ab", 1)
-        await no_task_arrives(nats_client, "gpu")  # the third task never reached the queue
+        await no_task_arrives(nats_client, "gpu")  # the other tasks never reached the queue
         details = await stub.GetJob(S.GetJobRequest(job_id="ab"), metadata=mesh.md())
         assert details.stages[0].state == S.STAGE_STATE_ABORTED
-        assert details.stages[0].task_counts.interrupted == 3
+        assert details.stages[0].task_counts.interrupted == 4
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.AbortJob(S.AbortJobRequest(job_id="ab"), metadata=mesh.md())
         assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -121,7 +123,7 @@ async def test_abort_withdraws_and_stops_then_restart_finishes(mesh: Mesh, nats_
         await nats_client.jetstream().publish(messaging.result_subject("ab"), stopped.SerializeToString())
         restarted = await stub.RestartJob(S.RestartJobRequest(job_id="ab"), metadata=mesh.md())
         assert restarted.attempt == 2
-        tasks = await run_tasks(nats_client, "ab", 3)
+        tasks = await run_tasks(nats_client, "ab", 4)
         assert {t.attempt for t in tasks} == {2}
         (export,) = await take_tasks(nats_client, "export", "ab", 1)
         await report(nats_client, export)
@@ -154,7 +156,7 @@ async def test_runtime_cap_stops_the_job_and_restart_needs_a_larger_one(
         assert "larger --max-runtime-seconds" in (caught.value.details() or "")
         request = S.RestartJobRequest(job_id="cap", max_runtime_seconds=100)
         assert (await stub.RestartJob(request, metadata=mesh.md())).attempt == 2
-        await finish(mesh, nats_client, "cap", 3)
+        await finish(mesh, nats_client, "cap", 4)
 
 
 async def test_a_task_out_of_deliveries_fails_and_the_job_goes_on(mesh: Mesh, nats_client: Client) -> None:
@@ -164,13 +166,13 @@ async def test_a_task_out_of_deliveries_fails_and_the_job_goes_on(mesh: Mesh, na
         for _ in range(messaging.MAX_DELIVERIES):  # every delivery dies (nak: at once)
             (msg,) = await sub.fetch(1, timeout=10)
             await msg.nak()
-        await run_tasks(nats_client, "poison", 2)
+        await run_tasks(nats_client, "poison", 3)
         (export,) = await take_tasks(nats_client, "export", "poison", 1)
         assert [t.task_id for t in export.failed_tasks] == [f"{job_uid(export)}-p00000"]
-        assert len(export.failed_tasks[0].input_names) == 3
+        assert len(export.failed_tasks[0].input_names) == 1  # the first task holds one image
         await report(nats_client, export)
         job = await job_state(mesh, "poison", S.JOB_STATE_COMPLETED_WITH_ERRORS)
-    assert job.stages[0].items_failed == 3
+    assert job.stages[0].items_failed == 1
     logs = await mesh.scheduler_stub().FetchLogs(
         S.FetchLogsRequest(job_id="poison", min_severity=S.LOG_SEVERITY_ERROR), metadata=mesh.md()
     )
@@ -213,11 +215,11 @@ async def test_bad_limits_are_one_clear_line(mesh: Mesh, fields: dict[str, float
 
 
 async def test_backlog_counts_the_tasks_that_want_a_slot(mesh: Mesh) -> None:
-    await create_job(mesh, "wants")  # 7 images in tasks of 3: 3 tasks, none dispatched (no workers)
+    await create_job(mesh, "wants")  # 7 images in tasks of 1, 2, 3, 1: none dispatched (no workers)
     server, port = await serve_backlog("127.0.0.1:0", mesh.scheduler.coordinator.tasks.backlog)
     try:
         status, body = await http_get(port, "/backlog")
-        assert status == 200 and json.loads(body) == {"cpu": 0, "gpu": 3, "export": 0}
+        assert status == 200 and json.loads(body) == {"cpu": 0, "gpu": 4, "export": 0}
         status, _ = await http_get(port, "/jobs")
         assert status == 404
         await mesh.scheduler_stub().AbortJob(S.AbortJobRequest(job_id="wants"), metadata=mesh.md())
@@ -264,3 +266,79 @@ async def test_a_redelivery_elsewhere_is_logged(mesh: Mesh, nats_client: Client)
     messages = [r.message for r in logs.records]
     assert any("task started on worker first" in m for m in messages), messages
     assert any("redelivered to worker second (delivery 2)" in m for m in messages), messages
+
+
+STAGE_COUNTERS = (
+    "tasks_total, tasks_waiting, tasks_queued, tasks_running, tasks_done, tasks_failed, "
+    "tasks_interrupted, items_done, items_failed"
+)
+TASKS_SUMMED = ", ".join(
+    ["count(t.task_id)"]
+    + [
+        f"count(t.task_id) FILTER (WHERE t.state = '{state}')"
+        for state in ("pending", "queued", "running", "done", "failed", "interrupted")
+    ]
+    + ["coalesce(sum(t.items_done), 0)", "coalesce(sum(t.items_failed), 0)"]
+)
+
+
+async def counters_match_a_resum(
+    mesh: Mesh, job_id: str, until: Callable[[tuple[int, ...]], bool] = lambda processing: True
+) -> list[tuple[int, ...]]:
+    """The stage rows' kept counters once they equal a sum over the job's tasks and the
+    processing stage's satisfy `until` (results are recorded asynchronously)."""
+    conn = await asyncpg.connect(mesh.settings.database_url)
+    try:
+        for _ in range(50):
+            kept = await conn.fetch(
+                f"SELECT {STAGE_COUNTERS} FROM scheduler.stages WHERE workspace='alpha' AND job_id=$1 "
+                "ORDER BY position",
+                job_id,
+            )
+            summed = await conn.fetch(
+                f"SELECT {TASKS_SUMMED} FROM scheduler.stages s LEFT JOIN scheduler.tasks t "
+                "ON t.workspace=s.workspace AND t.job_id=s.job_id AND t.stage=s.name "
+                "WHERE s.workspace='alpha' AND s.job_id=$1 GROUP BY s.position ORDER BY s.position",
+                job_id,
+            )
+            if [tuple(r) for r in kept] == [tuple(r) for r in summed] and until(tuple(kept[0])):
+                return [tuple(r) for r in kept]
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+    raise AssertionError(f"stage counters {kept} are not the tasks' sums {summed}")
+
+
+async def test_stage_counters_stay_the_sum_of_the_tasks_through_abort_and_restart(
+    mesh: Mesh, nats_client: Client
+) -> None:
+    await create_job(mesh, "kept")  # 7 images in tasks of 1, 2, 3, 1
+    stub = mesh.scheduler_stub()
+    async with pretend_workers(nats_client, {"gpu": 2, "export": 1}):
+        first, second = await take_tasks(nats_client, "gpu", "kept", 2)
+        await report(nats_client, first)
+        await report(nats_client, first)  # a redelivered result counts once
+        await progress(nats_client, second, elapsed_s=1.0, done=1)
+        third, *_ = await take_tasks(nats_client, "gpu", "kept", 1)
+        await report(nats_client, third, failed=3, ok=False)  # the task failed
+        # one done, one failed
+        await counters_match_a_resum(mesh, "kept", until=lambda processing: processing[4:6] == (1, 1))
+        await stub.AbortJob(S.AbortJobRequest(job_id="kept"), metadata=mesh.md())
+        processing, _ = await counters_match_a_resum(mesh, "kept")
+        assert processing[6] == 2  # the two unfinished ones
+
+        restarted = await stub.RestartJob(S.RestartJobRequest(job_id="kept"), metadata=mesh.md())
+        counts = restarted.stages[0].task_counts
+        assert counts.waiting + counts.queued == 3  # the failed and interrupted ones run again
+        assert restarted.stages[0].items_done == 1  # what the done task did is kept
+        await counters_match_a_resum(mesh, "kept")
+        await run_tasks(nats_client, "kept", 3)
+        (export_task,) = await take_tasks(nats_client, "export", "kept", 1)
+        _, export = await counters_match_a_resum(mesh, "kept")
+        assert export[0] == 1  # the export task is counted in its stage
+        await report(nats_client, export_task)
+        done = await job_state(mesh, "kept", S.JOB_STATE_COMPLETED)
+    processing, export = await counters_match_a_resum(mesh, "kept")
+    assert processing[0] == processing[4] == 4 and processing[7] == 7
+    assert (done.stages[0].tasks_done, done.stages[0].items_done) == (4, 7)
+    assert (done.stages[1].tasks_done, done.stages[1].tasks_total) == (1, 1)

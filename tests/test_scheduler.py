@@ -5,11 +5,16 @@ Jobs here use the gpu machine type so that no worker started by another test tak
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import grpc
 import pytest
 from nats.aio.client import Client
 
-from sluice.v1 import scheduler_pb2
+from sluice import storage
+from sluice.storage import ObjectStore
+from sluice.v1 import scheduler_pb2, staging_pb2
 from tests.scheduler_mesh import (
     GPU,
     IMAGES,
@@ -35,8 +40,9 @@ async def test_job_moves_through_its_stages(mesh: Mesh, nats_client: Client) -> 
     # Queued means nothing started: no stage says running before a task is dispatched.
     assert [scheduler_pb2.StageState.Name(s.state) for s in job.stages] == ["STAGE_STATE_PENDING"] * 2
     async with pretend_workers(nats_client, {"gpu": 4, "export": 1}):
-        tasks = await take_tasks(nats_client, "gpu", "j1", 3)
-        assert sorted(len(t.input_names) for t in tasks) == [1, 3, 3]
+        tasks = await take_tasks(nats_client, "gpu", "j1", 4)
+        # The first tasks are small (1, 2, then --task-size), so the first records come early.
+        assert sorted(len(t.input_names) for t in tasks) == [1, 1, 2, 3]
         assert sorted(n for t in tasks for n in t.input_names) == [f"p{i}.jpg" for i in range(IMAGES)]
         await report(nats_client, tasks[0], failed=1)
         await report(nats_client, tasks[0], failed=1)  # delivered twice: counted once
@@ -50,27 +56,27 @@ async def test_job_moves_through_its_stages(mesh: Mesh, nats_client: Client) -> 
         await report(nats_client, export)
         done = await job_state(mesh, "j1", scheduler_pb2.JOB_STATE_COMPLETED_WITH_ERRORS)
     processing = done.stages[0]
-    assert (processing.tasks_done, processing.tasks_total) == (3, 3)
+    assert (processing.tasks_done, processing.tasks_total) == (4, 4)
     assert (processing.items_done, processing.items_failed) == (IMAGES, 1)
     assert "1 of 7 images failed" in done.error
     assert not done.notice
-    assert done.machine_seconds == pytest.approx(0.4)  # four results of 0.1 s, the duplicate not counted
+    assert done.machine_seconds == pytest.approx(0.5)  # five results of 0.1 s, the duplicate not counted
 
 
 async def test_failure_rate_fails_the_job(mesh: Mesh, nats_client: Client) -> None:
     await create_job(mesh, "j2", max_image_failure_rate=0.2)
     async with pretend_workers(nats_client, {"gpu": 4}):
-        tasks = await take_tasks(nats_client, "gpu", "j2", 3)
+        tasks = await take_tasks(nats_client, "gpu", "j2", 4)
         for task in tasks:
             await report(nats_client, task, failed=1)
         job = await job_state(mesh, "j2", scheduler_pb2.JOB_STATE_FAILED)
-    assert "3 of 7 images failed" in job.error and "20.0%" in job.error
+    assert "4 of 7 images failed" in job.error and "20.0%" in job.error
 
 
 async def test_results_sent_while_the_scheduler_is_down_are_not_lost(mesh: Mesh, nats_client: Client) -> None:
     await create_job(mesh, "j3")
     async with pretend_workers(nats_client, {"gpu": 4, "export": 1}):
-        tasks = await take_tasks(nats_client, "gpu", "j3", 3)
+        tasks = await take_tasks(nats_client, "gpu", "j3", 4)
         await mesh.scheduler.stop()
         for task in tasks:
             await report(nats_client, task)
@@ -145,3 +151,27 @@ async def test_another_workspace_sees_nothing(mesh: Mesh) -> None:
             metadata=mesh.md("beta"),
         )
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_the_first_records_are_listed_while_the_job_runs(mesh: Mesh, nats_client: Client) -> None:
+    await create_job(mesh, "early")
+    output = ObjectStore(mesh.settings.store_url).batch_url("alpha", "early-processing")
+    async with pretend_workers(nats_client, {"gpu": 4}):
+        first, *_ = sorted(await take_tasks(nats_client, "gpu", "early", 4), key=lambda t: t.task_id)
+        assert len(first.input_names) == 1  # the first task is one image: its records come first
+        name = f"results/{first.task_id}.jsonl"
+        storage.write_bytes(output, name, b'{"image": "p0.jpg"}\n')  # what a worker writes
+        await report(nats_client, first)
+        staging = mesh.staging_stub()
+        request = staging_pb2.ListBatchContentRequest(batch_id="early-processing", all_parts=True)
+        listed: list[str] = []
+        for _ in range(50):
+            with contextlib.suppress(grpc.aio.AioRpcError):  # NOT_FOUND until it is registered
+                content = await staging.ListBatchContent(request, metadata=mesh.md())
+                listed = [o.name for o in content.objects]
+            if listed:
+                break
+            await asyncio.sleep(0.1)
+        assert listed == [name]
+        job = await job_state(mesh, "early", scheduler_pb2.JOB_STATE_RUNNING)
+        assert (job.stages[0].tasks_done, job.stages[0].items_done) == (1, 1)

@@ -155,7 +155,7 @@ async def _finished(mesh: Mesh, job_id: str) -> S.Job:
 async def test_a_job_restarted_on_another_machine_type_is_charged_for_each(
     mesh: Mesh, nats_client: Client
 ) -> None:
-    await create_job(mesh, "moved")  # 7 images in tasks of 3, on gpu
+    await create_job(mesh, "moved")  # 7 images in 4 tasks (1, 2, 3, 1), on gpu
     async with pretend_workers(nats_client, {"gpu": 3}):
         first, second, third = await take_tasks(nats_client, "gpu", "moved", 3)
         await _result(nats_client, first, GPU, 10.0)
@@ -167,11 +167,12 @@ async def test_a_job_restarted_on_another_machine_type_is_charged_for_each(
     await mesh.scheduler_stub().RestartJob(
         S.RestartJobRequest(job_id="moved", machine_type=CPU), metadata=mesh.md()
     )
-    async with pretend_workers(nats_client, {"cpu": 1, "export": 1}):
-        (rerun,) = await take_tasks(nats_client, "cpu", "moved", 1)
+    async with pretend_workers(nats_client, {"cpu": 2, "export": 1}):
+        rerun, last = await take_tasks(nats_client, "cpu", "moved", 2)  # the third and the fourth
         await _progress(nats_client, rerun, CPU, 5.0)
         await _usage_is(mesh, "moved", cpu=5.0, gpu=60.0)
-        await _result(nats_client, rerun, CPU, 20.0)
+        await _result(nats_client, rerun, CPU, 12.0)
+        await _result(nats_client, last, CPU, 8.0)
         (export,) = await take_tasks(nats_client, "export", "moved", 1)
         await _result(nats_client, export, EXPORT, 2.0)  # an export slot counts as cpu
         await job_state(mesh, "moved", S.JOB_STATE_COMPLETED)
@@ -220,21 +221,21 @@ def _day(offset: int = 0) -> Timestamp:
 
 async def test_usage_sums_each_workspaces_jobs_by_job_and_by_day(mesh: Mesh, nats_client: Client) -> None:
     await _stage_beta(mesh)
-    async with pretend_workers(nats_client, {"gpu": 3, "export": 1}):
-        await _run_job(mesh, nats_client, "small", "alpha", 10.0)  # 3 tasks: 30 s gpu, 1 s cpu
-        await _run_job(mesh, nats_client, "large", "alpha", 100.0)  # 300 s gpu, 1 s cpu
-        await _run_job(mesh, nats_client, "small", "beta", 1000.0)  # beta's: 1 task, 1000 s gpu
+    async with pretend_workers(nats_client, {"gpu": 4, "export": 1}):
+        await _run_job(mesh, nats_client, "small", "alpha", 10.0)  # 4 tasks: 40 s gpu, 1 s cpu
+        await _run_job(mesh, nats_client, "large", "alpha", 100.0)  # 400 s gpu, 1 s cpu
+        await _run_job(mesh, nats_client, "small", "beta", 1000.0)  # beta's: 2 tasks, 2000 s gpu
     stub = mesh.scheduler_stub()
 
     alpha = await stub.GetUsage(S.GetUsageRequest(by=S.USAGE_GROUPING_JOB), metadata=mesh.md())
     assert alpha.workspace == "alpha"
     assert [(r.key, r.jobs, r.usage.cpu_seconds, r.usage.gpu_seconds) for r in alpha.rows] == [
-        ("small", 1, 1.0, 30.0),
-        ("large", 1, 1.0, 300.0),
+        ("small", 1, 1.0, 40.0),
+        ("large", 1, 1.0, 400.0),
     ]
-    assert (alpha.total.cpu_seconds, alpha.total.gpu_seconds) == (2.0, 330.0)
-    assert alpha.total.credits == pytest.approx(2.0 / 3600 + 330.0 * 4 / 3600)
-    assert alpha.rows[1].usage.credits == pytest.approx(1.0 / 3600 + 300.0 * 4 / 3600)
+    assert (alpha.total.cpu_seconds, alpha.total.gpu_seconds) == (2.0, 440.0)
+    assert alpha.total.credits == pytest.approx(2.0 / 3600 + 440.0 * 4 / 3600)
+    assert alpha.rows[1].usage.credits == pytest.approx(1.0 / 3600 + 400.0 * 4 / 3600)
 
     by_day = await stub.GetUsage(
         S.GetUsageRequest(by=S.USAGE_GROUPING_DAY, since=_day(), until=_day(1)), metadata=mesh.md()
@@ -245,7 +246,7 @@ async def test_usage_sums_each_workspaces_jobs_by_job_and_by_day(mesh: Mesh, nat
 
     beta = await stub.GetUsage(S.GetUsageRequest(by=S.USAGE_GROUPING_DAY), metadata=mesh.md("beta"))
     assert (beta.workspace, [(r.key, r.jobs) for r in beta.rows]) == ("beta", [(today, 1)])
-    assert (beta.total.cpu_seconds, beta.total.gpu_seconds) == (1.0, 1000.0)
+    assert (beta.total.cpu_seconds, beta.total.gpu_seconds) == (1.0, 2000.0)
 
     later = await stub.GetUsage(S.GetUsageRequest(since=_day(1)), metadata=mesh.md())
     assert not later.rows and later.total.credits == 0

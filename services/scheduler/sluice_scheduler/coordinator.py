@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,8 @@ NO_FAILURE_LIMIT = 1.0
 MAX_PRIORITY = 1000
 # Workers are told again to stop a halted job's tasks for this long (a worker may have missed it).
 RESEND_STOP_FOR_S = 30.0
+# A running job's processing batch is registered when its first tasks end, then at most this often.
+REGISTER_EVERY_S = 10.0
 """jobs.kind of the internal jobs that run an estimate's sample ('job' for the others)."""
 
 
@@ -125,6 +128,12 @@ class Coordinator:
         self.logs = JobLogs(repo.pool)
         self.dispatcher = Dispatcher(self.tasks, self.js, workers)
         self._advancing = asyncio.Lock()
+        # Held while a group of results is recorded and while a job is halted or restarted, so
+        # this process's transactions over a job's tasks never deadlock with each other.
+        self._recording = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
+        # (workspace, job id) -> when its processing batch was last registered while it ran
+        self._registered: dict[tuple[str, str], float] = {}
         self.webhooks = JobWebhooks(repo, self.logs, options.webhooks)
         self.events = JobEvents(repo, self.js, self.webhooks)
 
@@ -305,6 +314,34 @@ class Coordinator:
             workspace, job_id, events_pb2.EVENT_TYPE_STAGE_STARTED, stage=job["current_stage"]
         )
         await self.logs.add(workspace, job_id, INFO, f"{job['current_stage']} stage started")
+        # Results recorded before the stage ran (a fast first task) did not advance it. Not
+        # awaited here: dispatch can run inside advance (the export starting), which holds the lock.
+        stage = next(s for s in await self.repo.stages(workspace, job_id) if s.name == job["current_stage"])
+        if stage.tasks_total and stage.tasks_done >= stage.tasks_total:
+            advancing = asyncio.create_task(self.advance(workspace, job_id))
+            self._background.add(advancing)
+            advancing.add_done_callback(self._background.discard)
+
+    async def _register_early(self, workspace: str, job_id: str) -> None:
+        """Register `<job>-processing` while the stage runs, so its first records can be listed
+        and downloaded: as soon as a task of it ended, then at most every REGISTER_EVERY_S (it
+        lists the store). Under the advance lock, so it never lands after the final one."""
+        key = (workspace, job_id)
+        last = self._registered.get(key)
+        if last is not None and time.monotonic() - last < REGISTER_EVERY_S:
+            return
+        async with self._advancing:
+            job = await self.repo.job(workspace, job_id)
+            running = job["state"] == "running" and job["current_stage"] == planning.PROCESSING
+            if not running or job["kind"] == ESTIMATE:
+                return
+            self._registered[key] = time.monotonic()
+            try:
+                await self.staging.register_output(
+                    workspace, f"{job_id}-processing", common_pb2.BATCH_TYPE_PROCESSING_RESULTS, job_id
+                )
+            except Exception as error:  # registered again later, and at the end
+                log.warning("cannot register the first results of job %s: %s", job_id, error)
 
     async def handle_progress(self, progress: tasks_pb2.TaskProgress) -> None:
         recorded = await self.tasks.record_progress(progress)
@@ -334,27 +371,39 @@ class Coordinator:
                 task_id=progress.task_id,
             )
 
-    async def handle_result(self, result: tasks_pb2.TaskResult) -> None:
-        recorded = await self.tasks.record_result(result)
-        if recorded is None:
-            log.warning("result for unknown task %s ignored", result.task_id)
-            return
-        workspace, job_id = recorded.workspace, recorded.job_id
-        if recorded.first:
-            if recorded.state == "failed":
+    async def handle_results(self, results: list[tasks_pb2.TaskResult]) -> None:
+        """Record a group of results in one transaction, then act on what the counters say:
+        register the processing batch when its first tasks ended (and every few seconds after),
+        advance the jobs whose stage has every task ended, and dispatch once."""
+        async with self._recording:
+            group = await self.tasks.record_results(results)
+        progressed: set[tuple[str, str]] = set()
+        for result, recorded in zip(results, group.results, strict=True):
+            if recorded is None:
+                log.warning("result for unknown task %s ignored", result.task_id)
+                continue
+            workspace, job_id = recorded.workspace, recorded.job_id
+            if recorded.first:
+                if recorded.state == "failed":
+                    await self.logs.add(
+                        workspace, job_id, ERROR, f"task failed: {result.error}", task_id=result.task_id
+                    )
+                progressed.add((workspace, job_id))
+            elif result.stopped:
                 await self.logs.add(
-                    workspace, job_id, ERROR, f"task failed: {result.error}", task_id=result.task_id
+                    workspace,
+                    job_id,
+                    INFO,
+                    f"task stopped on worker {result.worker_id} after {result.items_done} images",
+                    task_id=result.task_id,
                 )
+        for workspace, job_id in sorted(progressed):
             await self.events.progress(workspace, job_id)
-        elif result.stopped:
-            await self.logs.add(
-                workspace,
-                job_id,
-                INFO,
-                f"task stopped on worker {result.worker_id} after {result.items_done} images",
-                task_id=result.task_id,
-            )
-        await self.advance(workspace, job_id)
+        for counts in group.stages:
+            if counts.all_ended:
+                await self.advance(counts.workspace, counts.job_id)
+            elif counts.stage == planning.PROCESSING:
+                await self._register_early(counts.workspace, counts.job_id)
         await self.dispatch()
 
     async def handle_worker_log(self, job_uid: str, record: tasks_pb2.WorkerLog) -> None:
@@ -423,9 +472,11 @@ class Coordinator:
         """End an active job as aborted or stopped: withdraw its queued tasks, stop its running
         ones, keep what was processed. False when the job had ended already."""
         async with self._advancing, self.dispatcher.lock:
-            halted = await self.repo.halt_job(workspace, job_id, state, reason)
+            async with self._recording:
+                halted = await self.repo.halt_job(workspace, job_id, state, reason)
             if halted is None:
                 return False
+            self._registered.pop((workspace, job_id), None)
             for kind in KINDS:
                 try:
                     await self.js.purge_stream(
@@ -478,18 +529,19 @@ class Coordinator:
                 f"{effective_cap:g} s: restart it with a larger --max-runtime-seconds"
             )
         await batch_holds.hold_job(self.staging, workspace, job_id, job["batch_id"])
-        attempt = await self.repo.restart_job(
-            workspace,
-            job_id,
-            JobChanges(
-                machine_type=machine,
-                workers_per_machine=request.workers_per_machine or None,
-                max_runtime_s=limits.max_runtime_s if cap is not None else None,
-                max_parallel_tasks=request.max_parallel_tasks or None,
-                max_failure_rate=rate,
-            ),
-            planning.for_attempt,
-        )
+        async with self._recording:
+            attempt = await self.repo.restart_job(
+                workspace,
+                job_id,
+                JobChanges(
+                    machine_type=machine,
+                    workers_per_machine=request.workers_per_machine or None,
+                    max_runtime_s=limits.max_runtime_s if cap is not None else None,
+                    max_parallel_tasks=request.max_parallel_tasks or None,
+                    max_failure_rate=rate,
+                ),
+                planning.for_attempt,
+            )
         await self.events.emit(
             workspace, job_id, events_pb2.EVENT_TYPE_JOB_RESTARTED, message=f"attempt {attempt}"
         )
@@ -562,9 +614,11 @@ class Coordinator:
             await self._fail(workspace, job_id, stage.name, error)
             return False
         await self.repo.set_stage_state(workspace, job_id, stage.name, "completed")
+        self._registered.pop((workspace, job_id), None)
         return True
 
     async def _fail(self, workspace: str, job_id: str, stage: str, error: str) -> None:
+        self._registered.pop((workspace, job_id), None)
         await self.repo.set_stage_state(workspace, job_id, stage, "failed")
         await self.repo.set_job_state(workspace, job_id, "failed", error=error)
         await self.events.emit(

@@ -108,13 +108,19 @@ class Dispatcher:
         for key, count in granted.items():
             candidate = by_key[key]
             rows = await self.tasks.take_pending(candidate.workspace, candidate.job_id, count)
-            for row in rows:
-                msg_id = f"{row['task_id']}.a{row['attempt']}.p{row['publications'] + 1}"
-                await self.js.publish(
-                    task_subject(kind, candidate.job_uid),
-                    bytes(row["payload"]),
-                    headers={"Nats-Msg-Id": msg_id},
+            # Published together (one connection keeps their order), each acknowledged.
+            await asyncio.gather(
+                *(
+                    self.js.publish(
+                        task_subject(kind, candidate.job_uid),
+                        bytes(row["payload"]),
+                        headers={
+                            "Nats-Msg-Id": f"{row['task_id']}.a{row['attempt']}.p{row['publications'] + 1}"
+                        },
+                    )
+                    for row in rows
                 )
+            )
             if rows:
                 await self.tasks.mark_queued(
                     candidate.workspace, candidate.job_id, [r["task_id"] for r in rows]

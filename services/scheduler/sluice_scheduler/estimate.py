@@ -189,8 +189,7 @@ async def _job_tasks(
 ) -> tuple[list[int], dict[str, int]]:
     """The items of each task the job would have, and (videos) the frames to process per video."""
     if not checked.videos:
-        size, total = coordinator.options.task_size, len(checked.names)
-        return [min(size, total - start) for start in range(0, total, size)], {}
+        return planning.task_sizes(len(checked.names), coordinator.options.task_size), {}
     plan = await video_tasks(
         template, uid, checked.input_url, checked.objects, checked.max_fps, checked.segment_s
     )

@@ -11,16 +11,37 @@ DEFAULT_MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
 MACHINE_ENUMS = {"cpu": common_pb2.MACHINE_TYPE_CPU, "gpu": common_pb2.MACHINE_TYPE_GPU}
 
 
+def task_sizes(total: int, task_size: int) -> list[int]:
+    """How many of a job's `total` inputs each task holds, in order: 1, 2, 4, ... doubling up to
+    `task_size`, then `task_size` each (the last task holds what is left).
+
+    Small first tasks make a job's first records visible within about a second of its first
+    image (a task writes its records when it ends), at the cost of a few more tasks: about
+    log2(task_size) of them, less than one task size of images in all.
+    """
+    sizes: list[int] = []
+    size, left = 1, total
+    while left > 0:
+        take = min(size, task_size, left)
+        sizes.append(take)
+        left -= take
+        size *= 2
+    return sizes
+
+
 def processing_tasks(
     template: tasks_pb2.Task, job_uid: str, names: list[str], task_size: int
 ) -> list[NewTask]:
-    """One task per `task_size` input names, each a copy of `template` with its own inputs.
+    """One task per chunk of input names (sizes from `task_sizes`), each a copy of `template`
+    with its own inputs.
 
     Task ids derive from the job, so a task published twice is the same task.
     """
     tasks = []
-    for index, start in enumerate(range(0, len(names), task_size)):
-        chunk = names[start : start + task_size]
+    start = 0
+    for index, size in enumerate(task_sizes(len(names), task_size)):
+        chunk = names[start : start + size]
+        start += size
         task = tasks_pb2.Task()
         task.CopyFrom(template)
         task.task_id = f"{job_uid}-p{index:05d}"

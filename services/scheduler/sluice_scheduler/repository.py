@@ -65,6 +65,13 @@ class JobChanges:
     max_failure_rate: float | None = None
 
 
+# A stage row as StageProgress: the counters the tasks' triggers keep (migration 007).
+STAGE_COLUMNS = (
+    "name, state, machine_type, output_batch_id, items_total, tasks_total, items_done, items_failed, "
+    "tasks_waiting AS waiting, tasks_queued AS queued, tasks_running AS running, tasks_done AS done, "
+    "tasks_failed AS failed, tasks_interrupted AS interrupted"
+)
+
 RESTARTABLE = ("aborted", "stopped", "failed")
 ENDED = ("completed", "completed_with_errors", "failed", "aborted", "stopped")
 # The kind of the scheduler's own jobs that run an estimate's sample: hidden, no events.
@@ -194,10 +201,19 @@ class Repository:
     async def _insert_tasks(
         conn: PoolConnectionProxy, workspace: str, job_id: str, tasks: list[NewTask]
     ) -> None:
-        await conn.executemany(
+        # One statement, so the stage counters' trigger runs once however many tasks there are.
+        await conn.execute(
             "INSERT INTO tasks (workspace, job_id, task_id, stage, state, item_count, payload, attempt) "
-            "VALUES ($1,$2,$3,$4,'pending',$5,$6,$7) ON CONFLICT (task_id) DO NOTHING",
-            [(workspace, job_id, t.task_id, t.stage, t.item_count, t.payload, t.attempt) for t in tasks],
+            "SELECT $1, $2, u.task_id, u.stage, 'pending', u.item_count, u.payload, u.attempt "
+            "FROM unnest($3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::int[]) "
+            "AS u(task_id, stage, item_count, payload, attempt) ON CONFLICT (task_id) DO NOTHING",
+            workspace,
+            job_id,
+            [t.task_id for t in tasks],
+            [t.stage for t in tasks],
+            [t.item_count for t in tasks],
+            [t.payload for t in tasks],
+            [t.attempt for t in tasks],
         )
 
     async def job(self, workspace: str, job_id: str) -> asyncpg.Record:
@@ -238,22 +254,9 @@ class Repository:
         return list(await self.pool.fetch("SELECT * FROM jobs WHERE state IN ('queued', 'running')"))
 
     async def stages(self, workspace: str, job_id: str) -> list[StageProgress]:
+        """The job's stages in order, with the counters their tasks keep (migration 007)."""
         rows = await self.pool.fetch(
-            "SELECT s.name, s.state, s.machine_type, s.output_batch_id, s.items_total, "
-            "count(t.task_id) AS tasks_total, "
-            "coalesce(sum(t.items_done), 0)::bigint AS items_done, "
-            "coalesce(sum(t.items_failed), 0)::bigint AS items_failed, "
-            "count(t.task_id) FILTER (WHERE t.state = 'pending') AS waiting, "
-            "count(t.task_id) FILTER (WHERE t.state = 'queued') AS queued, "
-            "count(t.task_id) FILTER (WHERE t.state = 'running') AS running, "
-            "count(t.task_id) FILTER (WHERE t.state = 'done') AS done, "
-            "count(t.task_id) FILTER (WHERE t.state = 'failed') AS failed, "
-            "count(t.task_id) FILTER (WHERE t.state = 'interrupted') AS interrupted "
-            "FROM stages s LEFT JOIN tasks t "
-            "ON t.workspace=s.workspace AND t.job_id=s.job_id AND t.stage=s.name "
-            "WHERE s.workspace=$1 AND s.job_id=$2 "
-            "GROUP BY s.name, s.state, s.machine_type, s.output_batch_id, s.items_total, s.position "
-            "ORDER BY s.position",
+            f"SELECT {STAGE_COLUMNS} FROM stages WHERE workspace=$1 AND job_id=$2 ORDER BY position",
             workspace,
             job_id,
         )
@@ -398,13 +401,17 @@ class Repository:
                 workspace,
                 job_id,
             )
-            await conn.executemany(
-                "UPDATE tasks SET state='pending', items_done=0, items_failed=0, error='', "
-                "attempt=$2, publications=0, deliveries=0, machine_s=machine_s + open_s, open_s=0, "
-                "cpu_s = cpu_s + CASE WHEN open_machine = 'gpu' THEN 0 ELSE open_s END, "
-                "gpu_s = gpu_s + CASE WHEN open_machine = 'gpu' THEN open_s ELSE 0 END, "
-                "open_delivery='', payload=$3, updated_at=now() WHERE task_id=$1",
-                [(r["task_id"], attempt, rewrite(bytes(r["payload"]), attempt, machine)) for r in rerun],
+            # One statement: the stage counters' trigger runs once for all of them.
+            await conn.execute(
+                "UPDATE tasks t SET state='pending', items_done=0, items_failed=0, error='', "
+                "attempt=$2, publications=0, deliveries=0, machine_s=t.machine_s + t.open_s, open_s=0, "
+                "cpu_s = t.cpu_s + CASE WHEN t.open_machine = 'gpu' THEN 0 ELSE t.open_s END, "
+                "gpu_s = t.gpu_s + CASE WHEN t.open_machine = 'gpu' THEN t.open_s ELSE 0 END, "
+                "open_delivery='', payload=u.payload, updated_at=now() "
+                "FROM unnest($1::text[], $3::bytea[]) AS u(task_id, payload) WHERE t.task_id = u.task_id",
+                [r["task_id"] for r in rerun],
+                attempt,
+                [rewrite(bytes(r["payload"]), attempt, machine) for r in rerun],
             )
             # The stage the job ended in runs again: pending until a task of it is dispatched,
             # running at once when it has nothing to rerun (it then completes or fails anew).

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import grpc
 import nats.errors
+from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -42,6 +43,10 @@ RESULTS_CONSUMER = "scheduler"
 LOGS_CONSUMER = "scheduler-logs"
 TICK_S = 1.0
 RESULT_DEADLINE_S = 60.0
+RESULTS_GROUP = 1000
+"""Results recorded in one transaction at most (as many as have arrived, up to this; the
+consumer's default max_ack_pending is 1000)."""
+LOGS_GROUP = 50
 # A task no worker reported on for this long is published again (workers report every few
 # seconds while they hold one; the max-deliveries advisory normally comes first).
 STRANDED_AFTER_S = messaging.TASK_ACK_WAIT_S * (messaging.MAX_DELIVERIES + 1) + 30.0
@@ -53,10 +58,12 @@ async def _follow(
     subject: str,
     stream: str,
     durable: str,
-    handle: Callable[[Msg], Awaitable[None]],
+    process: Callable[[list[Msg]], Awaitable[None]],
     stop: asyncio.Event,
+    batch: int,
 ) -> None:
-    """Handle each message of a work-queue stream once, acking it after `handle` returns."""
+    """Fetch the messages of a work-queue stream in groups of up to `batch` and hand each group
+    to `process`, which acks them (`_each`, `_grouped`)."""
     sub = await js.pull_subscribe(
         subject,
         durable=durable,
@@ -66,7 +73,7 @@ async def _follow(
     failures = messaging.QuietFailures(log, f"fetching from {stream}")
     while not stop.is_set():
         try:
-            messages: list[Msg] = await sub.fetch(50, timeout=1)
+            messages: list[Msg] = await sub.fetch(batch, timeout=1)
         except TimeoutError:  # nats-py raises its own subclass or, at times, the plain one
             failures.succeeded()
             continue
@@ -76,23 +83,68 @@ async def _follow(
                 await asyncio.wait_for(stop.wait(), 1.0)
             continue
         failures.succeeded()
+        await process(messages)
+
+
+async def _ack(msg: Msg) -> None:
+    try:
+        await msg.ack()
+    except Exception as error:  # redelivered later; handling it again changes nothing
+        log.warning("cannot ack a message on %s: %s", msg.subject, error)
+
+
+async def _handled(handle: Callable[[list[Msg]], Awaitable[None]], messages: list[Msg]) -> bool:
+    """Run `handle` on `messages` within the deadline; False (logged) when it failed."""
+    try:
+        await asyncio.wait_for(handle(messages), RESULT_DEADLINE_S)
+        return True
+    except Exception:
+        log.exception("handling %d message(s) on %s failed", len(messages), messages[0].subject)
+        return False
+
+
+def _each(handle: Callable[[Msg], Awaitable[None]]) -> Callable[[list[Msg]], Awaitable[None]]:
+    """Handle the messages one at a time, acking each after it was handled (nak: retried)."""
+
+    async def one(messages: list[Msg]) -> None:
+        await handle(messages[0])
+
+    async def process(messages: list[Msg]) -> None:
         for msg in messages:
-            try:
-                await asyncio.wait_for(handle(msg), RESULT_DEADLINE_S)
-            except Exception:
-                log.exception("handling a message on %s failed; it will be retried", msg.subject)
+            if await _handled(one, [msg]):
+                await _ack(msg)
+            else:
                 with contextlib.suppress(Exception):
                     await msg.nak(delay=2)
-                continue
+
+    return process
+
+
+def _grouped(handle: Callable[[list[Msg]], Awaitable[None]]) -> Callable[[list[Msg]], Awaitable[None]]:
+    """Handle the messages as one group and ack them all once it was handled (its writes
+    committed). When the group fails, each message is tried alone, so one bad message delays
+    only itself."""
+
+    async def process(messages: list[Msg]) -> None:
+        if await _handled(handle, messages):
+            for msg in messages:
+                await _ack(msg)
+            return
+        await _each(lambda msg: handle([msg]))(messages)
+
+    return process
+
+
+def _result_handler(coordinator: Coordinator) -> Callable[[list[Msg]], Awaitable[None]]:
+    async def handle(messages: list[Msg]) -> None:
+        results = []
+        for msg in messages:
             try:
-                await msg.ack()
-            except Exception as error:  # redelivered later; handling it again changes nothing
-                log.warning("cannot ack a message on %s: %s", msg.subject, error)
-
-
-def _result_handler(coordinator: Coordinator) -> Callable[[Msg], Awaitable[None]]:
-    async def handle(msg: Msg) -> None:
-        await coordinator.handle_result(tasks_pb2.TaskResult.FromString(msg.data))
+                results.append(tasks_pb2.TaskResult.FromString(msg.data))
+            except DecodeError:
+                log.warning("a message on %s is not a TaskResult: ignored", msg.subject)
+        if results:
+            await coordinator.handle_results(results)
 
     return handle
 
@@ -244,8 +296,9 @@ async def start(settings: Settings, address: str, options: SchedulerOptions) -> 
                     "sluice.results.>",
                     messaging.RESULTS_STREAM,
                     RESULTS_CONSUMER,
-                    _result_handler(coordinator),
+                    _grouped(_result_handler(coordinator)),
                     stop,
+                    RESULTS_GROUP,
                 ),
                 stop,
             )
@@ -254,7 +307,13 @@ async def start(settings: Settings, address: str, options: SchedulerOptions) -> 
             _supervised(
                 "logs",
                 lambda: _follow(
-                    js, "sluice.logs.>", messaging.LOGS_STREAM, LOGS_CONSUMER, _log_handler(coordinator), stop
+                    js,
+                    "sluice.logs.>",
+                    messaging.LOGS_STREAM,
+                    LOGS_CONSUMER,
+                    _each(_log_handler(coordinator)),
+                    stop,
+                    LOGS_GROUP,
                 ),
                 stop,
             )

@@ -11,11 +11,14 @@ restarted on another machine type is charged for each.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
-from sluice.v1 import common_pb2, tasks_pb2
+from sluice.v1 import tasks_pb2
+from sluice_scheduler.result_group import RecordedResult, TaskRow, apply_result, delivery_key, machine_name
 
 IN_FLIGHT = ("queued", "running")
 
@@ -45,28 +48,34 @@ class RecordedProgress:
 
 
 @dataclass(frozen=True)
-class RecordedResult:
-    """What a task result changed: the task's job, and whether this result finished the task."""
+class StageCounts:
+    """A stage's task counters after a group of results, for the stages the group finished tasks of."""
 
     workspace: str
     job_id: str
     stage: str
-    first: bool
     state: str
+    tasks_total: int
+    tasks_ended: int
+    """Tasks done or failed, this group's included."""
+
+    @property
+    def all_ended(self) -> bool:
+        return self.tasks_total > 0 and self.tasks_ended >= self.tasks_total
 
 
-def delivery_key(worker_id: str, delivery: int) -> str:
-    return f"{worker_id}/{delivery}"
+@dataclass(frozen=True)
+class RecordedGroup:
+    results: list[RecordedResult | None]
+    """What each result did, in the group's order; None for a task unknown here."""
+    stages: list[StageCounts]
 
 
-def machine_name(machine_type: common_pb2.MachineType) -> str:
-    """The machine type a slot's time is charged to: gpu, or cpu (export slots included)."""
-    return "gpu" if machine_type == common_pb2.MACHINE_TYPE_GPU else "cpu"
-
-
-def _by_machine(seconds: float, machine: str) -> tuple[float, float]:
-    """(cpu seconds, gpu seconds) of `seconds` on `machine`."""
-    return (0.0, seconds) if machine == "gpu" else (seconds, 0.0)
+TASK_ROW_COLUMNS = (
+    "task_id, workspace, job_id, stage, state, item_count, attempt, items_done, items_failed, "
+    "worker_id, error, machine_s, cpu_s, gpu_s, open_s, open_delivery, open_machine, deliveries"
+)
+DEADLOCK_RETRIES = 3
 
 
 class TaskRecords:
@@ -76,12 +85,11 @@ class TaskRecords:
     # Dispatching
 
     async def in_flight(self, kind: str) -> dict[tuple[str, str], int]:
-        """Tasks of machine type `kind` queued or running, per (workspace, job id)."""
+        """Tasks of machine type `kind` queued or running, per (workspace, job id): from the
+        stage counters, so a dispatch reads stage rows, not every task of every job."""
         rows = await self.pool.fetch(
-            "SELECT t.workspace, t.job_id, count(*) AS n FROM tasks t "
-            "JOIN stages s ON s.workspace=t.workspace AND s.job_id=t.job_id AND s.name=t.stage "
-            "WHERE t.state IN ('queued', 'running') AND s.machine_type=$1 "
-            "GROUP BY t.workspace, t.job_id",
+            "SELECT workspace, job_id, sum(tasks_queued + tasks_running) AS n FROM stages "
+            "WHERE machine_type=$1 AND tasks_queued + tasks_running > 0 GROUP BY workspace, job_id",
             kind,
         )
         return {(r["workspace"], r["job_id"]): int(r["n"]) for r in rows}
@@ -91,10 +99,9 @@ class TaskRecords:
         the one served longest ago (round-robin), then the oldest."""
         rows = await self.pool.fetch(
             "SELECT j.workspace, j.job_id, j.job_uid, j.state, j.priority, j.max_parallel_tasks, "
-            "j.workers_per_machine, count(*) AS pending FROM tasks t "
-            "JOIN jobs j ON j.workspace=t.workspace AND j.job_id=t.job_id "
-            "JOIN stages s ON s.workspace=t.workspace AND s.job_id=t.job_id AND s.name=t.stage "
-            "WHERE t.state='pending' AND j.state IN ('queued', 'running') AND s.machine_type=$1 "
+            "j.workers_per_machine, sum(s.tasks_waiting)::bigint AS pending FROM jobs j "
+            "JOIN stages s ON s.workspace=j.workspace AND s.job_id=j.job_id "
+            "WHERE j.state IN ('queued', 'running') AND s.machine_type=$1 AND s.tasks_waiting > 0 "
             "GROUP BY j.workspace, j.job_id, j.job_uid, j.state, j.priority, j.max_parallel_tasks, "
             "j.workers_per_machine, j.last_dispatch_at, j.created_at "
             "ORDER BY j.priority DESC, j.last_dispatch_at ASC NULLS FIRST, j.created_at, j.job_id",
@@ -105,11 +112,10 @@ class TaskRecords:
     async def backlog(self) -> dict[str, int]:
         """Tasks of active jobs waiting for a slot, queued or running, per machine type."""
         rows = await self.pool.fetch(
-            "SELECT s.machine_type, count(*) AS n FROM tasks t "
-            "JOIN jobs j ON j.workspace=t.workspace AND j.job_id=t.job_id "
-            "JOIN stages s ON s.workspace=t.workspace AND s.job_id=t.job_id AND s.name=t.stage "
-            "WHERE t.state IN ('pending', 'queued', 'running') AND j.state IN ('queued', 'running') "
-            "GROUP BY s.machine_type"
+            "SELECT s.machine_type, sum(s.tasks_waiting + s.tasks_queued + s.tasks_running)::bigint AS n "
+            "FROM stages s JOIN jobs j ON j.workspace=s.workspace AND j.job_id=s.job_id "
+            "WHERE j.state IN ('queued', 'running') GROUP BY s.machine_type "
+            "HAVING sum(s.tasks_waiting + s.tasks_queued + s.tasks_running) > 0"
         )
         return {r["machine_type"]: int(r["n"]) for r in rows}
 
@@ -204,72 +210,38 @@ class TaskRecords:
             row["deliveries"],
         )
 
-    async def record_result(self, result: tasks_pb2.TaskResult) -> RecordedResult | None:
-        """Record a finished (or stopped) delivery of a task; None when the task is unknown.
+    async def record_results(self, results: list[tasks_pb2.TaskResult]) -> RecordedGroup:
+        """Record a group of finished (or stopped) deliveries in one transaction.
 
-        A result seen twice changes nothing the second time. An ok result finishes the task
-        whatever attempt it came from (its output is whole); a failure or a stop counts only for
-        the current attempt. A stop of a task its job still wants sends it back to pending.
+        The group's tasks are locked once (in task id order, so two groups never deadlock),
+        each result is applied in order (result_group.py), and the changed rows are written in
+        one statement, whose trigger moves the stage counters. Retried on a deadlock with
+        another transaction (a halt locking the same tasks).
         """
-        key = delivery_key(result.worker_id, result.delivery)
+        for attempt in range(DEADLOCK_RETRIES):
+            try:
+                return await self._record_results(results)
+            except asyncpg.DeadlockDetectedError:
+                if attempt == DEADLOCK_RETRIES - 1:
+                    raise
+        raise RuntimeError("unreachable")
+
+    async def _record_results(self, results: list[tasks_pb2.TaskResult]) -> RecordedGroup:
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "SELECT workspace, job_id, stage, state, item_count, attempt, open_delivery, open_s, "
-                "open_machine FROM tasks WHERE task_id=$1 FOR UPDATE",
-                result.task_id,
+            fetched = await conn.fetch(
+                f"SELECT {TASK_ROW_COLUMNS} FROM tasks WHERE task_id = ANY($1::text[]) "
+                "ORDER BY task_id FOR UPDATE",
+                sorted({r.task_id for r in results}),
             )
-            if row is None:
-                return None
-            closed = row["open_delivery"] == f"closed:{key}"
-            if not closed:
-                other_open = row["open_delivery"] not in ("", key) and not row["open_delivery"].startswith(
-                    "closed:"
-                )
-                carried = row["open_s"] if other_open else 0.0
-                duration = max(result.duration_s, 0.0)
-                carried_cpu, carried_gpu = _by_machine(carried, row["open_machine"])
-                cpu, gpu = _by_machine(duration, machine_name(result.machine_type))
-                await conn.execute(
-                    "UPDATE tasks SET machine_s = machine_s + $2 + $3, open_s = 0, open_delivery = $4, "
-                    "deliveries = greatest(deliveries, $5), cpu_s = cpu_s + $6, gpu_s = gpu_s + $7 "
-                    "WHERE task_id=$1",
-                    result.task_id,
-                    carried,
-                    duration,
-                    f"closed:{key}",
-                    result.delivery,
-                    carried_cpu + cpu,
-                    carried_gpu + gpu,
-                )
-            state = row["state"]
-            current = (result.attempt or 1) == row["attempt"]
-            new_state = _next_state(state, result, current)
-            if new_state is None:
-                if not closed and result.stopped and current and state == "interrupted":
-                    await conn.execute(
-                        "UPDATE tasks SET items_done=$2, items_failed=$3 WHERE task_id=$1",
-                        result.task_id,
-                        result.items_done,
-                        result.items_failed,
-                    )
-                return RecordedResult(row["workspace"], row["job_id"], row["stage"], False, state)
-            items_done, items_failed = result.items_done, result.items_failed
-            if new_state == "failed":
-                items_done = items_failed = row["item_count"]
-            if new_state == "pending":
-                items_done = items_failed = 0
-            await conn.execute(
-                "UPDATE tasks SET state=$2, items_done=$3, items_failed=$4, worker_id=$5, error=$6, "
-                "updated_at=now() WHERE task_id=$1",
-                result.task_id,
-                new_state,
-                items_done,
-                items_failed,
-                result.worker_id,
-                result.error,
-            )
-            finished = new_state in ("done", "failed")
-            return RecordedResult(row["workspace"], row["job_id"], row["stage"], finished, new_state)
+            rows = {r["task_id"]: TaskRow(**dict(r)) for r in fetched}
+            before = {task_id: dataclasses.replace(row) for task_id, row in rows.items()}
+            recorded: list[RecordedResult | None] = []
+            for result in results:
+                row = rows.get(result.task_id)
+                recorded.append(None if row is None else apply_result(row, result))
+            changed = [row for task_id, row in rows.items() if row != before[task_id]]
+            await _write_rows(conn, changed)
+            return RecordedGroup(recorded, await _stage_counts(conn, recorded))
 
     async def fail_task(self, task_id: str, error: str) -> RecordedResult | None:
         """Mark an unfinished task failed (it ran out of deliveries without a result)."""
@@ -310,14 +282,59 @@ class TaskRecords:
         )
 
 
-def _next_state(state: str, result: tasks_pb2.TaskResult, current: bool) -> str | None:
-    """The task's state after `result`; None when the result changes nothing."""
-    if state in ("done", "failed"):
-        return None
-    if result.ok and not result.stopped:
-        return "done"
-    if not current:
-        return None
-    if result.stopped:
-        return None if state == "interrupted" else "pending"
-    return "failed"
+async def _write_rows(conn: PoolConnectionProxy, rows: list[TaskRow]) -> None:
+    """Write the changed task rows back, in one statement."""
+    if not rows:
+        return
+    await conn.execute(
+        "UPDATE tasks t SET state=u.state, items_done=u.items_done, items_failed=u.items_failed, "
+        "worker_id=u.worker_id, error=u.error, machine_s=u.machine_s, cpu_s=u.cpu_s, gpu_s=u.gpu_s, "
+        "open_s=u.open_s, open_delivery=u.open_delivery, deliveries=u.deliveries, "
+        "updated_at = CASE WHEN u.touched THEN now() ELSE t.updated_at END "
+        "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], "
+        "$7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::text[], $12::int[], $13::bool[]) "
+        "AS u(task_id, state, items_done, items_failed, worker_id, error, machine_s, cpu_s, gpu_s, "
+        "open_s, open_delivery, deliveries, touched) WHERE t.task_id = u.task_id",
+        [r.task_id for r in rows],
+        [r.state for r in rows],
+        [r.items_done for r in rows],
+        [r.items_failed for r in rows],
+        [r.worker_id for r in rows],
+        [r.error for r in rows],
+        [r.machine_s for r in rows],
+        [r.cpu_s for r in rows],
+        [r.gpu_s for r in rows],
+        [r.open_s for r in rows],
+        [r.open_delivery for r in rows],
+        [r.deliveries for r in rows],
+        [r.touched for r in rows],
+    )
+
+
+async def _stage_counts(
+    conn: PoolConnectionProxy, recorded: list[RecordedResult | None]
+) -> list[StageCounts]:
+    """The counters of the stages whose tasks this group finished (read in its transaction)."""
+    keys = sorted({(r.workspace, r.job_id, r.stage) for r in recorded if r is not None and r.first})
+    if not keys:
+        return []
+    rows = await conn.fetch(
+        "SELECT s.workspace, s.job_id, s.name, s.state, s.tasks_total, "
+        "s.tasks_done + s.tasks_failed AS ended "
+        "FROM stages s JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(workspace, job_id, name) "
+        "ON s.workspace = k.workspace AND s.job_id = k.job_id AND s.name = k.name",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+    )
+    return [
+        StageCounts(
+            r["workspace"],
+            r["job_id"],
+            r["name"],
+            r["state"],
+            int(r["tasks_total"]),
+            int(r["ended"]),
+        )
+        for r in rows
+    ]
