@@ -1,7 +1,7 @@
 """The bare loop: one process, one image at a time, no services, no queues, no files written.
 
 Read the file's bytes -> cv2.imdecode -> the compiled workflow -> JSON, for every image in turn,
-with ONNX Runtime's threads left as the worker leaves them by default (ORT's own choice).
+with ONNX Runtime's threads left to ORT's own choice (one per core), as a user's loop leaves them.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.model import WorkflowRunner
+from bench.workflows import BenchWorkflow
 
 BATCH_SIZE = 1
 
@@ -25,9 +26,9 @@ class BareRun:
     intra_op_threads: int | None
 
 
-def run_bare(paths: list[Path], definition: str, intra_op_threads: int | None = None) -> BareRun:
+def run_bare(paths: list[Path], workflow: BenchWorkflow, intra_op_threads: int | None = None) -> BareRun:
     started = time.perf_counter()
-    runner = WorkflowRunner(definition, intra_op_threads=intra_op_threads)
+    runner = WorkflowRunner(workflow.definition, intra_op_threads=intra_op_threads, models=workflow.catalog())
     runner.warm(paths[0].read_bytes())
     warm_s = time.perf_counter() - started
     start = time.perf_counter()

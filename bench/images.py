@@ -1,8 +1,9 @@
-"""The benchmark's images: about 640x480 JPEGs cut from scikit-image's photographs.
+"""The benchmark's images: JPEGs cut from scikit-image's photographs.
 
-Each image is a seeded crop of one photograph (a different region and scale every time), resized
-to one of a few common sizes near 640x480, sometimes mirrored, and saved as a JPEG of quality 85-95.
-The same `count` and `seed` always give the same files.
+`write_images`: about 640x480. Each image is a seeded crop of one photograph (a different region
+and scale every time), resized to one of a few common sizes near 640x480, sometimes mirrored, and
+saved as a JPEG of quality 85-95. `write_small_images`: 64x64 crops (the orchestration ceiling's
+inputs, about 2 kB each). The same `count` and `seed` always give the same files.
 """
 
 from __future__ import annotations
@@ -48,6 +49,31 @@ def write_images(folder: Path, count: int, seed: int = 0) -> list[Path]:
         if not ok:
             raise RuntimeError(f"could not encode image {i}")
         path = folder / f"img-{i:04d}.jpg"
+        path.write_bytes(encoded.tobytes())
+        paths.append(path)
+    return paths
+
+
+SMALL_SIDE = 64
+
+
+def write_small_images(folder: Path, count: int, seed: int = 0) -> list[Path]:
+    """Write `count` 64x64 JPEGs (quality 90) named tiny-00000.jpg... into `folder`, cut at seeded
+    places from the photographs scaled to 256 pixels wide; returns their paths in order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    small = [cv2.resize(p, (256, max(SMALL_SIDE, 256 * p.shape[0] // p.shape[1]))) for p in photographs()]
+    paths = []
+    for i in range(count):
+        photo = small[i % len(small)]
+        y = int(rng.integers(0, photo.shape[0] - SMALL_SIDE + 1))
+        x = int(rng.integers(0, photo.shape[1] - SMALL_SIDE + 1))
+        ok, encoded = cv2.imencode(
+            ".jpg", photo[y : y + SMALL_SIDE, x : x + SMALL_SIDE], [cv2.IMWRITE_JPEG_QUALITY, 90]
+        )
+        if not ok:
+            raise RuntimeError(f"could not encode image {i}")
+        path = folder / f"tiny-{i:05d}.jpg"
         path.write_bytes(encoded.tobytes())
         paths.append(path)
     return paths

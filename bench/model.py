@@ -1,9 +1,9 @@
-"""The one model every way runs: the example text-detection workflow, compiled as the worker does.
+"""A workflow compiled as the worker compiles it, run the way every in-process way runs it.
 
 `WorkflowRunner` is what the bare loop and each Ray actor call per batch: JPEG bytes -> decoded
 BGR images -> `CompiledWorkflow.run` -> JSON lines (image outputs dropped, as a job that does not
 save image outputs keeps only the JSON). Every way therefore decodes, infers, draws the boxes the
-workflow asks for and serialises the predictions.
+workflow asks for and serialises the predictions. `bench/workflows.py` says which workflows.
 """
 
 from __future__ import annotations
@@ -15,15 +15,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from sluice.models import ModelCatalog
 from sluice.workflow import CompiledWorkflow, compile_workflow, to_json_value
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW_FILE = ROOT / "examples" / "workflows" / "text-detection.json"
-
-
-def workflow_definition() -> str:
-    """The example workflow's JSON text (what `sluice workflows create --file` sends)."""
-    return WORKFLOW_FILE.read_text()
 
 
 def decode(data: bytes) -> np.ndarray:
@@ -35,10 +31,17 @@ def decode(data: bytes) -> np.ndarray:
 
 
 class WorkflowRunner:
-    """The compiled example workflow; `run` takes encoded images and returns one JSON line each."""
+    """A compiled workflow; `run` takes encoded images and returns one JSON line each.
 
-    def __init__(self, definition: str, intra_op_threads: int | None = None) -> None:
-        self.workflow: CompiledWorkflow = compile_workflow(definition, intra_op_threads=intra_op_threads)
+    `models` resolves the user models it names (None: built-in models only).
+    """
+
+    def __init__(
+        self, definition: str, intra_op_threads: int | None = None, models: ModelCatalog | None = None
+    ) -> None:
+        self.workflow: CompiledWorkflow = compile_workflow(
+            definition, intra_op_threads=intra_op_threads, models=models
+        )
 
     def run(self, encoded: Sequence[bytes]) -> list[str]:
         images = [decode(data) for data in encoded]

@@ -2,7 +2,8 @@
 
 Ray is optional (`pip install -e '.[bench]'`); `available()` says whether it can be imported.
 The dataset is the list of file paths (`from_items`); each actor reads and decodes the bytes of
-its batch itself, as a Sluice worker reads its task's images from the object store.
+its batch itself, as a Sluice worker reads its task's images from the object store. One
+`RaySession` (one `ray.init`) runs every workflow in turn.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import TracebackType
 
 import numpy as np
 
 from bench.model import ROOT, WorkflowRunner
+from bench.workflows import BenchWorkflow
 
 
 def available() -> bool:
@@ -32,18 +34,18 @@ class RayRun:
     """From building the dataset to the last batch received (actor start and model load included)."""
     first_batch_s: float
     """From building the dataset to the first batch of results received."""
-    init_s: float
-    """`ray.init` (not included in `seconds`, as `sluice up` is not in the mesh figures)."""
     actors: int
     batch_size: int
     threads_per_actor: int | None
 
 
-class _DetectBatch:
+class _RunBatch:
     """Ray's callable class: loaded once per actor, called once per batch."""
 
-    def __init__(self, definition: str, threads: int | None) -> None:
-        self._runner = WorkflowRunner(definition, intra_op_threads=threads)
+    def __init__(self, workflow: BenchWorkflow, threads: int | None) -> None:
+        self._runner = WorkflowRunner(
+            workflow.definition, intra_op_threads=threads, models=workflow.catalog()
+        )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         encoded = [Path(str(path)).read_bytes() for path in batch["path"]]
@@ -51,35 +53,52 @@ class _DetectBatch:
         return {"path": batch["path"], "result": np.array(lines, dtype=object)}
 
 
-def run_ray(
-    paths: list[Path],
-    definition: str,
-    actors: int,
-    batch_size: int,
-    threads_per_actor: int | None,
-    temp_dir: Path | None = None,
-) -> RayRun:
-    """Run the workflow over `paths` with `actors` actors; raises when Ray fails.
+class RaySession:
+    """`ray.init` on enter (its time in `init_s`), `ray.shutdown` on exit.
 
     `temp_dir` holds Ray's session files (default /tmp/ray); keep its path short (unix sockets).
     """
-    import ray
-    import ray.data
 
-    cpus = os.cpu_count() or 1
-    started = time.perf_counter()
-    ray.init(
-        num_cpus=cpus,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-        _temp_dir=str(temp_dir) if temp_dir else None,
-        runtime_env={
-            "env_vars": {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-        },
-    )
-    init_s = time.perf_counter() - started
-    try:
+    def __init__(self, temp_dir: Path | None = None) -> None:
+        self.temp_dir = temp_dir
+        self.cpus = os.cpu_count() or 1
+        self.init_s = 0.0
+
+    def __enter__(self) -> RaySession:
+        import ray
+
+        started = time.perf_counter()
+        ray.init(
+            num_cpus=self.cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            _temp_dir=str(self.temp_dir) if self.temp_dir else None,
+            runtime_env={
+                "env_vars": {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+            },
+        )
+        self.init_s = time.perf_counter() - started
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        import ray
+
+        ray.shutdown()
+
+    def run(
+        self,
+        paths: list[Path],
+        workflow: BenchWorkflow,
+        actors: int,
+        batch_size: int,
+        threads_per_actor: int | None,
+    ) -> RayRun:
+        """Run `workflow` over `paths` with `actors` actors; raises when Ray fails."""
+        import ray.data
+
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
@@ -89,26 +108,16 @@ def run_ray(
         rows = [{"path": str(p)} for p in paths]
         blocks = max(1, -(-len(rows) // batch_size))  # one block per batch: no re-bundling
         dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
-            _DetectBatch,
-            fn_constructor_kwargs={"definition": definition, "threads": threads_per_actor},
+            _RunBatch,
+            fn_constructor_kwargs={"workflow": workflow, "threads": threads_per_actor},
             batch_size=batch_size,
             compute=ray.data.ActorPoolStrategy(size=actors),
-            num_cpus=cpus / actors,
+            num_cpus=self.cpus / actors,
         )
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
             first = time.perf_counter() - start if first is None else first
             count += len(batch["result"])
         seconds = time.perf_counter() - start
-    finally:
-        ray.shutdown()
-    if count != len(paths):
-        raise RuntimeError(f"ray returned {count} results for {len(paths)} images")
-    return RayRun(count, seconds, first or seconds, init_s, actors, batch_size, threads_per_actor)
-
-
-def describe(run: RayRun) -> dict[str, Any]:
-    return {
-        "actors": run.actors,
-        "batch_size": run.batch_size,
-        "threads_per_actor": run.threads_per_actor,
-    }
+        if count != len(paths):
+            raise RuntimeError(f"ray returned {count} results for {len(paths)} images")
+        return RayRun(count, seconds, first or seconds, actors, batch_size, threads_per_actor)

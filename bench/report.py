@@ -1,4 +1,4 @@
-"""The printed table: one row per way, with images/s and the ratio to the bare loop."""
+"""The printed tables: one row per way, with images/s, the ratio to the bare loop and a target."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ class Row:
     seconds: float | None
     """None when the way did not run (its note says why)."""
     note: str = ""
+    target: str = ""
+    """The target this row is held to and whether it met it (`targets.Target.cell`)."""
 
     @property
     def rate(self) -> float | None:
@@ -44,19 +46,24 @@ def aligned(cells: Sequence[Sequence[str] | None], right: set[int]) -> str:
     return "\n".join(lines)
 
 
-def table(rows: list[Row], bare_rate: float | None) -> str:
-    """Aligned text: way, images, seconds, images/s, ratio to bare, note."""
-    header = ("way", "images", "seconds", "images/s", "vs bare", "note")
-    cells = [header]
+def ratio(rate: float | None, base: float | None) -> float | None:
+    return rate / base if rate is not None and base else None
+
+
+def table(rows: Sequence[Row], bare_rate: float | None) -> str:
+    """Aligned text: way, images, seconds, images/s, ratio to bare, target, note."""
+    header = ("way", "images", "seconds", "images/s", "vs bare", "target", "note")
+    cells: list[Sequence[str]] = [header]
     for row in rows:
-        ratio = row.rate / bare_rate if row.rate is not None and bare_rate else None
+        versus = ratio(row.rate, bare_rate)
         cells.append(
             (
                 row.way,
                 str(row.images),
                 fmt(row.seconds, ".2f"),
                 fmt(row.rate, ".2f"),
-                "-" if ratio is None else f"{ratio:.2f}x",
+                "-" if versus is None else f"{versus:.2f}x",
+                row.target or "-",
                 row.note,
             )
         )
