@@ -314,7 +314,10 @@ class Uploader:
             file.chunks.clear()
             group.add(_Received(file.seq, file.sent_name, file.name, file.size, data=data))
             return
-        # A video is checked for a clash before its costly probe (and again when recorded).
+        # The images before it are recorded first, so that a clash between them and this video
+        # refuses the later file, as within a group of images. A video is then checked for a
+        # clash before its costly probe (and again when recorded).
+        await group.record()
         if await self._repository.name_clash(batch.workspace, batch.batch_id, file.name):
             tally.reject(file.seq, file.sent_name, _CLASH_REASON)
             return

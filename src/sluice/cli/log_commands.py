@@ -56,7 +56,9 @@ def fetch_logs(args: argparse.Namespace) -> int:
     else:
         count = _print_all(_pages(conn, request), sys.stdout, as_json)
     if args.output_file:
-        print(f"{count} log records written to {args.output_file}")
+        # In JSON mode stdout holds documents only, so the count goes to stderr.
+        said = f"{count} log records written to {args.output_file}"
+        print(said, file=sys.stderr if as_json else sys.stdout)
     elif not count and not as_json:
         print("no log records")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -303,7 +304,7 @@ def _print_content_documents(objects: list[staging_pb2.BatchObject], output_file
         return 0
     with Path(output_file).open("w", encoding="utf-8") as handle:
         print_json(documents, handle)
-    print(f"{len(objects)} objects written to {output_file}")
+    print(f"{len(objects)} objects written to {output_file}", file=sys.stderr)  # stdout stays JSON
     return 0
 
 
