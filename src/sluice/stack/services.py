@@ -13,10 +13,10 @@ from sluice.stack.state import UpOptions
 INFRASTRUCTURE = ("nats", "postgres")
 SERVICES = ("staging", "scheduler", "worker", "exporter")
 # The Streamlit dashboard: a client of staging and the scheduler, started after them (unless
-# `up --no-dashboard`), stopped first.
+# `up --no-dashboard`), stopped with the services.
 DASHBOARD = "dashboard"
 PARTS = (*INFRASTRUCTURE, *SERVICES, DASHBOARD)
-SERVICE_STOP_ORDER = ("worker", "exporter", "scheduler", "staging")
+SERVICE_STOP_ORDER = ("worker", "exporter", "scheduler", "staging")  # `down` stops them together
 WATCHDOG = "watchdog"
 
 

@@ -24,6 +24,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -451,18 +452,23 @@ def _stop_part(record: PartRecord | None, signals: Signals) -> None:
     record.pid = None
 
 
+def _stop_parts(records: list[PartRecord | None], signals: Signals) -> None:
+    """Stop these parts together: each waits for its own exit, so the slowest sets the time."""
+    with ThreadPoolExecutor(max_workers=max(1, len(records))) as pool:
+        list(pool.map(lambda record: _stop_part(record, signals), records))
+
+
 def down(state_dir: Path) -> StackStatus:
-    """Stop the watchdog, the dashboard, the services (worker first), NATS, then Postgres; state
-    stays."""
+    """Stop the watchdog, then the dashboard and the services together, NATS, then Postgres; state
+    stays. The services stop together (one at a time cost a few seconds per `down`): a worker
+    finishing the task in hand reports it to NATS, which is stopped only after them."""
     layout = Layout(state_dir.absolute())
     if not layout.stack_file.exists():
         return status(layout.root)
     with locked(layout):
         stack = StackFile.load(layout)
         _stop_part(stack.parts.get(WATCHDOG), [(signal.SIGTERM, 5.0)])  # first: it restarts parts
-        _stop_part(stack.parts.get(DASHBOARD), _TERM)
-        for name in SERVICE_STOP_ORDER:
-            _stop_part(stack.parts.get(name), _TERM)
+        _stop_parts([stack.parts.get(name) for name in (DASHBOARD, *SERVICE_STOP_ORDER)], _TERM)
         _stop_part(stack.parts.get("nats"), [(signal.SIGTERM, 10.0)])
         _stop_part(stack.parts.get("postgres"), _FAST_SHUTDOWN)
         stack.save(layout)
