@@ -64,7 +64,12 @@ async def test_max_parallel_tasks_keeps_the_rest_out_of_the_queue(mesh: Mesh, na
         await report(nats_client, first)
         (second,) = await take_tasks(nats_client, "gpu", "par", 1)
         assert second.task_id != first.task_id
-        job = await mesh.scheduler_stub().GetJob(S.GetJobRequest(job_id="par"), metadata=mesh.md())
+        # A task is published, then marked queued: the counts may lag the queue for a moment.
+        for _ in range(20):
+            job = await mesh.scheduler_stub().GetJob(S.GetJobRequest(job_id="par"), metadata=mesh.md())
+            if job.stages[0].task_counts.waiting == 2:
+                break
+            await asyncio.sleep(0.1)
         assert job.stages[0].task_counts.done == 1 and job.stages[0].task_counts.waiting == 2
 
 

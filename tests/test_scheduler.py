@@ -175,3 +175,14 @@ async def test_the_first_records_are_listed_while_the_job_runs(mesh: Mesh, nats_
         assert listed == [name]
         job = await job_state(mesh, "early", scheduler_pb2.JOB_STATE_RUNNING)
         assert (job.stages[0].tasks_done, job.stages[0].items_done) == (1, 1)
+        # Held for the running job as its input batch is, so no expiry sweep deletes it under it.
+        for _ in range(50):
+            held = await staging.GetBatch(
+                staging_pb2.GetBatchRequest(batch_id="early-processing"), metadata=mesh.md()
+            )
+            if held.HasField("held_until"):
+                break
+            await asyncio.sleep(0.1)
+        pics = await staging.GetBatch(staging_pb2.GetBatchRequest(batch_id="pics"), metadata=mesh.md())
+        assert held.held_until.ToSeconds() > mesh.clock().timestamp() + 600
+        assert abs(held.held_until.ToSeconds() - pics.held_until.ToSeconds()) < 30

@@ -2,11 +2,13 @@
 
 CreateJob holds the job's input batch first (`hold_input`), which also refuses a job on an
 expired batch with staging's FailedPrecondition (saying when it expired) before anything is
-written. RestartJob holds the input and the job's output batches that exist (`hold_job`), so a
-restart whose input or earlier results have expired is refused the same way. While a job is
-queued or running, `renew_loop` holds them again every `hold_renew_s` (5 min) for HOLD_S (15
-min), so one missed renewal loses nothing. A job that ends is no longer renewed: its batches'
-holds lapse within HOLD_S and they expire as they would have (at once, when already past their
+written. When the job's processing batch is registered while the job runs (its first results,
+early_registration.py), `hold_output` holds it with the input batch, for as long. RestartJob
+holds the input and the job's output batches that exist (`hold_job`), so a restart whose input
+or earlier results have expired is refused the same way. While a job is queued or running,
+`renew_loop` holds them all again every `hold_renew_s` (5 min) for HOLD_S (15 min), so one
+missed renewal loses nothing. A job that ends is no longer renewed: its batches' holds lapse
+together within HOLD_S and they expire as they would have (at once, when already past their
 expiry).
 """
 
@@ -36,6 +38,15 @@ def output_batch_ids(job_id: str) -> tuple[str, str]:
 async def hold_input(staging: StagingClient, workspace: str, batch_id: str, job_id: str) -> staging_pb2.Batch:
     """Hold the job's input batch for HOLD_S; FailedPrecondition when it has expired."""
     return await staging.hold(workspace, batch_id, job_id, HOLD_S)
+
+
+async def hold_output(
+    staging: StagingClient, workspace: str, job_id: str, input_batch_id: str, output_batch_id: str
+) -> None:
+    """Hold an output batch the running job just registered, and its input batch again: both
+    holds end together, and are renewed (or lapse) together."""
+    await hold_input(staging, workspace, input_batch_id, job_id)
+    await staging.hold(workspace, output_batch_id, job_id, HOLD_S)
 
 
 async def hold_job(staging: StagingClient, workspace: str, job_id: str, batch_id: str) -> None:

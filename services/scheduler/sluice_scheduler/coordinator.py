@@ -1,8 +1,9 @@
 """The job state machine: accept a job, dispatch its tasks, follow them, move it to its end.
 
-Results are handled one at a time and every step is idempotent (a result seen twice, a crash
-between two steps), so `advance` can always be called again to bring a job to where it should be.
-Abort and the runtime cap end a job through `halt`; `restart` makes it active again.
+Results are recorded in groups and every step is idempotent (a result seen twice, a crash
+between two steps), so `advance` can always be called again to bring a job to where it should be;
+the tick's stall sweep does so for a job whose stage ended while something after the results'
+commit failed. Abort and the runtime cap end a job through `halt`; `restart` makes it active again.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import asyncio
 import json
 import logging
 import secrets
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ from sluice.webhooks import DeliveryPolicy
 from sluice.workflow import compile_workflow
 from sluice_scheduler import batch_holds, planning
 from sluice_scheduler.dispatcher import KINDS, Dispatcher
+from sluice_scheduler.early_registration import EarlyRegistrations
 from sluice_scheduler.job_logs import ERROR, INFO, WARNING, JobLogs
 from sluice_scheduler.job_options import (
     FORMAT_NAMES,
@@ -50,8 +51,9 @@ from sluice_scheduler.repository import (
     StageProgress,
     not_restartable,
 )
+from sluice_scheduler.result_group import RecordedResult
 from sluice_scheduler.staging_client import StagingClient
-from sluice_scheduler.task_records import RecordedProgress, TaskRecords
+from sluice_scheduler.task_records import RecordedProgress, StageCounts, TaskRecords
 from sluice_scheduler.usage import CreditRates
 from sluice_scheduler.video_planning import is_video_batch, video_options, video_tasks
 from sluice_scheduler.workers_seen import WorkersSeen
@@ -63,9 +65,6 @@ NO_FAILURE_LIMIT = 1.0
 MAX_PRIORITY = 1000
 # Workers are told again to stop a halted job's tasks for this long (a worker may have missed it).
 RESEND_STOP_FOR_S = 30.0
-# A running job's processing batch is registered when its first tasks end, then at most this often.
-REGISTER_EVERY_S = 10.0
-"""jobs.kind of the internal jobs that run an estimate's sample ('job' for the others)."""
 
 
 @dataclass(frozen=True)
@@ -132,8 +131,7 @@ class Coordinator:
         # this process's transactions over a job's tasks never deadlock with each other.
         self._recording = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
-        # (workspace, job id) -> when its processing batch was last registered while it ran
-        self._registered: dict[tuple[str, str], float] = {}
+        self.early = EarlyRegistrations(self._register_early, self._processing_runs)
         self.webhooks = JobWebhooks(repo, self.logs, options.webhooks)
         self.events = JobEvents(repo, self.js, self.webhooks)
 
@@ -318,30 +316,67 @@ class Coordinator:
         # awaited here: dispatch can run inside advance (the export starting), which holds the lock.
         stage = next(s for s in await self.repo.stages(workspace, job_id) if s.name == job["current_stage"])
         if stage.tasks_total and stage.tasks_done >= stage.tasks_total:
-            advancing = asyncio.create_task(self.advance(workspace, job_id))
+            advancing = asyncio.create_task(self._advance_logged(workspace, job_id))
             self._background.add(advancing)
             advancing.add_done_callback(self._background.discard)
 
+    async def _advance_logged(self, workspace: str, job_id: str) -> None:
+        """`advance` in the background: a failure is logged (the stall sweep retries it)."""
+        try:
+            await self.advance(workspace, job_id)
+        except Exception:
+            log.exception("job %s of %s: advancing it failed; the stall sweep retries", job_id, workspace)
+
+    async def advance_stalled(self) -> int:
+        """Advance the active jobs whose stage has every task ended but did not move on (a
+        failure after their last result was recorded); how many were advanced."""
+        advanced = 0
+        for row in await self.repo.stalled_jobs():
+            try:
+                await self.advance(row["workspace"], row["job_id"])
+                advanced += 1
+            except Exception as error:  # staging away, say: the next sweep tries again
+                log.warning("job %s of %s: cannot advance it yet: %s", row["job_id"], row["workspace"], error)
+        return advanced
+
+    async def close(self) -> None:
+        """Cancel the background work (the scheduler stops)."""
+        await self.early.close()
+        for task in list(self._background):
+            task.cancel()
+
+    async def _processing_runs(self, workspace: str, job_id: str) -> bool:
+        """Whether the job's processing stage runs (an early registration may start)."""
+        job = await self.repo.job(workspace, job_id)
+        if job["state"] != "running" or job["current_stage"] != planning.PROCESSING:
+            return False
+        if job["kind"] == ESTIMATE:
+            return False
+        return any(
+            s.name == planning.PROCESSING and s.state == "running"
+            for s in await self.repo.stages(workspace, job_id)
+        )
+
     async def _register_early(self, workspace: str, job_id: str) -> None:
         """Register `<job>-processing` while the stage runs, so its first records can be listed
-        and downloaded: as soon as a task of it ended, then at most every REGISTER_EVERY_S (it
-        lists the store). Under the advance lock, so it never lands after the final one."""
-        key = (workspace, job_id)
-        last = self._registered.get(key)
-        if last is not None and time.monotonic() - last < REGISTER_EVERY_S:
-            return
-        async with self._advancing:
-            job = await self.repo.job(workspace, job_id)
-            running = job["state"] == "running" and job["current_stage"] == planning.PROCESSING
-            if not running or job["kind"] == ESTIMATE:
-                return
-            self._registered[key] = time.monotonic()
-            try:
-                await self.staging.register_output(
-                    workspace, f"{job_id}-processing", common_pb2.BATCH_TYPE_PROCESSING_RESULTS, job_id
-                )
-            except Exception as error:  # registered again later, and at the end
-                log.warning("cannot register the first results of job %s: %s", job_id, error)
+        and downloaded (early_registration.py), and hold it for the job like its input batch
+        (batch_holds.py renews both until the job ends)."""
+        batch_id = f"{job_id}-processing"
+        await self.staging.register_output(
+            workspace, batch_id, common_pb2.BATCH_TYPE_PROCESSING_RESULTS, job_id
+        )
+        job = await self.repo.job(workspace, job_id)
+        await batch_holds.hold_output(self.staging, workspace, job_id, job["batch_id"], batch_id)
+
+    async def _register_processing(self, workspace: str, job_id: str) -> None:
+        """The processing batch's final registration, after any early one in flight."""
+
+        async def register() -> None:
+            await self.staging.register_output(
+                workspace, f"{job_id}-processing", common_pb2.BATCH_TYPE_PROCESSING_RESULTS, job_id
+            )
+
+        await self.early.finally_(workspace, job_id, register)
 
     async def handle_progress(self, progress: tasks_pb2.TaskProgress) -> None:
         recorded = await self.tasks.record_progress(progress)
@@ -372,23 +407,53 @@ class Coordinator:
             )
 
     async def handle_results(self, results: list[tasks_pb2.TaskResult]) -> None:
-        """Record a group of results in one transaction, then act on what the counters say:
-        register the processing batch when its first tasks ended (and every few seconds after),
-        advance the jobs whose stage has every task ended, and dispatch once."""
+        """Record a group of results in one transaction, then act on what the counters say for
+        each job the group touched: advance the jobs whose stage has every task ended, ask for
+        the processing batch's early registration, and dispatch once.
+
+        Nothing after the commit raises: one job's trouble (staging away while its stage
+        completes) is logged and leaves the others alone, and the stall sweep (`advance_stalled`)
+        advances that job later; the results are recorded, so they are acked.
+        """
         async with self._recording:
             group = await self.tasks.record_results(results)
-        progressed: set[tuple[str, str]] = set()
+        touched: dict[tuple[str, str], list[tuple[tasks_pb2.TaskResult, RecordedResult]]] = {}
         for result, recorded in zip(results, group.results, strict=True):
             if recorded is None:
                 log.warning("result for unknown task %s ignored", result.task_id)
                 continue
-            workspace, job_id = recorded.workspace, recorded.job_id
-            if recorded.first:
-                if recorded.state == "failed":
+            touched.setdefault((recorded.workspace, recorded.job_id), []).append((result, recorded))
+        stages: dict[tuple[str, str], list[StageCounts]] = {}
+        for counts in group.stages:
+            stages.setdefault((counts.workspace, counts.job_id), []).append(counts)
+        for key in sorted(touched):
+            try:
+                await self._after_results(key[0], key[1], touched[key], stages.get(key, []))
+            except Exception:
+                log.exception(
+                    "job %s of %s: acting on its results failed; the stall sweep retries", key[1], key[0]
+                )
+        try:
+            await self.dispatch()
+        except Exception as error:  # the tick dispatches again within a second
+            log.warning("cannot dispatch after recording results: %s", error)
+
+    async def _after_results(
+        self,
+        workspace: str,
+        job_id: str,
+        recorded: list[tuple[tasks_pb2.TaskResult, RecordedResult]],
+        stages: list[StageCounts],
+    ) -> None:
+        """One job's part of a recorded group: its log lines, progress, advance."""
+        progressed = False
+        for result, done in recorded:
+            if done.first:
+                if done.state == "failed":
                     await self.logs.add(
                         workspace, job_id, ERROR, f"task failed: {result.error}", task_id=result.task_id
                     )
-                progressed.add((workspace, job_id))
+                progressed = True
             elif result.stopped:
                 await self.logs.add(
                     workspace,
@@ -397,14 +462,12 @@ class Coordinator:
                     f"task stopped on worker {result.worker_id} after {result.items_done} images",
                     task_id=result.task_id,
                 )
-        for workspace, job_id in sorted(progressed):
+        if progressed:
             await self.events.progress(workspace, job_id)
-        for counts in group.stages:
-            if counts.all_ended:
-                await self.advance(counts.workspace, counts.job_id)
-            elif counts.stage == planning.PROCESSING:
-                await self._register_early(counts.workspace, counts.job_id)
-        await self.dispatch()
+        if any(counts.all_ended for counts in stages):
+            await self.advance(workspace, job_id)
+        elif any(c.stage == planning.PROCESSING and c.tasks_ended > 0 for c in stages):
+            self.early.request(workspace, job_id)
 
     async def handle_worker_log(self, job_uid: str, record: tasks_pb2.WorkerLog) -> None:
         job = await self.repo.job_by_uid(job_uid)
@@ -476,7 +539,6 @@ class Coordinator:
                 halted = await self.repo.halt_job(workspace, job_id, state, reason)
             if halted is None:
                 return False
-            self._registered.pop((workspace, job_id), None)
             for kind in KINDS:
                 try:
                     await self.js.purge_stream(
@@ -486,11 +548,10 @@ class Coordinator:
                     log.warning("cannot withdraw queued tasks of job %s: %s", job_id, error)
         await self.send_stop(halted.job_uid, job_id, halted.attempt, reason)
         try:
-            await self.staging.register_output(
-                workspace, f"{job_id}-processing", common_pb2.BATCH_TYPE_PROCESSING_RESULTS, job_id
-            )
+            await self._register_processing(workspace, job_id)
         except Exception as error:
             log.warning("cannot register the processing results of job %s: %s", job_id, error)
+        self.early.forget(workspace, job_id)
         event = events_pb2.EVENT_TYPE_JOB_ABORTED if state == "aborted" else events_pb2.EVENT_TYPE_JOB_STOPPED
         await self.events.emit(workspace, job_id, event, stage=halted.stage, message=reason)
         await self.logs.add(workspace, job_id, WARNING, f"job {state}: {reason}")
@@ -580,6 +641,7 @@ class Coordinator:
             state, event = "completed_with_errors", events_pb2.EVENT_TYPE_JOB_COMPLETED_WITH_ERRORS
             errors = f"{processing.items_failed} of {processing.items_total} {_items(job)} failed"
         await self.repo.set_job_state(workspace, job_id, state, error=errors)
+        self.early.forget(workspace, job_id)
         said = state.replace("_", " ") + (f": {errors}" if errors else "")
         await self.events.emit(workspace, job_id, event, message=said)
         await self.logs.add(workspace, job_id, WARNING if errors else INFO, f"job {said}")
@@ -592,7 +654,10 @@ class Coordinator:
             if stage.name == planning.PROCESSING
             else common_pb2.BATCH_TYPE_EXPORT
         )
-        await self.staging.register_output(workspace, stage.output_batch_id, batch_type, job_id)
+        if stage.name == planning.PROCESSING:
+            await self._register_processing(workspace, job_id)
+        else:
+            await self.staging.register_output(workspace, stage.output_batch_id, batch_type, job_id)
         if stage.name == planning.EXPORT and job["input_type"] == "videos":
             # The exporter joined the annotated videos into the processing batch's videos/: count
             # them there too, so its content lists them (the dashboard's gallery plays them).
@@ -614,11 +679,10 @@ class Coordinator:
             await self._fail(workspace, job_id, stage.name, error)
             return False
         await self.repo.set_stage_state(workspace, job_id, stage.name, "completed")
-        self._registered.pop((workspace, job_id), None)
         return True
 
     async def _fail(self, workspace: str, job_id: str, stage: str, error: str) -> None:
-        self._registered.pop((workspace, job_id), None)
+        self.early.forget(workspace, job_id)
         await self.repo.set_stage_state(workspace, job_id, stage, "failed")
         await self.repo.set_job_state(workspace, job_id, "failed", error=error)
         await self.events.emit(

@@ -253,6 +253,25 @@ class Repository:
     async def active_jobs(self) -> list[asyncpg.Record]:
         return list(await self.pool.fetch("SELECT * FROM jobs WHERE state IN ('queued', 'running')"))
 
+    async def stalled_jobs(self) -> list[asyncpg.Record]:
+        """Active jobs (not an estimate's sample) that should have moved on: a running stage with
+        every task ended, or an export stage not started (no task) after processing completed. One read
+        of the stage counters (migration 007)."""
+        return list(
+            await self.pool.fetch(
+                "SELECT DISTINCT j.workspace, j.job_id FROM jobs j "
+                "JOIN stages s ON s.workspace=j.workspace AND s.job_id=j.job_id "
+                "WHERE j.state IN ('queued', 'running') AND j.kind <> $1 AND ("
+                "(s.state='running' AND s.tasks_total > 0 "
+                "AND s.tasks_done + s.tasks_failed >= s.tasks_total) "
+                "OR (s.state='pending' AND s.name='export' AND s.tasks_total = 0 "
+                "AND EXISTS (SELECT 1 FROM stages p "
+                "WHERE p.workspace=s.workspace AND p.job_id=s.job_id AND p.name='processing' "
+                "AND p.state='completed'))) ORDER BY j.workspace, j.job_id",
+                ESTIMATE,
+            )
+        )
+
     async def stages(self, workspace: str, job_id: str) -> list[StageProgress]:
         """The job's stages in order, with the counters their tasks keep (migration 007)."""
         rows = await self.pool.fetch(
@@ -295,23 +314,24 @@ class Repository:
         return str(result) != "UPDATE 0"
 
     async def machine_seconds(self, workspace: str, job_id: str) -> float:
-        """Machine time the job's tasks used so far, over all attempts (slots summed)."""
+        """Machine time the job's tasks used so far, over all attempts (slots summed): from the
+        stage counters (migration 008), not a sum over every task."""
         value = await self.pool.fetchval(
-            "SELECT coalesce(sum(machine_s + open_s), 0) FROM tasks WHERE workspace=$1 AND job_id=$2",
+            "SELECT coalesce(sum(machine_s), 0) FROM stages WHERE workspace=$1 AND job_id=$2",
             workspace,
             job_id,
         )
         return float(value or 0.0)
 
     async def jobs_over_cap(self) -> list[asyncpg.Record]:
-        """Active jobs whose machine time reached their runtime cap."""
+        """Active jobs whose machine time reached their runtime cap (their stage rows' time)."""
         return list(
             await self.pool.fetch(
-                "SELECT j.workspace, j.job_id, j.max_runtime_s, sum(t.machine_s + t.open_s) AS used "
-                "FROM jobs j JOIN tasks t ON t.workspace=j.workspace AND t.job_id=j.job_id "
+                "SELECT j.workspace, j.job_id, j.max_runtime_s, sum(s.machine_s) AS used "
+                "FROM jobs j JOIN stages s ON s.workspace=j.workspace AND s.job_id=j.job_id "
                 "WHERE j.state IN ('queued', 'running') AND j.max_runtime_s > 0 "
                 "GROUP BY j.workspace, j.job_id, j.max_runtime_s "
-                "HAVING sum(t.machine_s + t.open_s) >= j.max_runtime_s"
+                "HAVING sum(s.machine_s) >= j.max_runtime_s"
             )
         )
 

@@ -51,6 +51,8 @@ LOGS_GROUP = 50
 # seconds while they hold one; the max-deliveries advisory normally comes first).
 STRANDED_AFTER_S = messaging.TASK_ACK_WAIT_S * (messaging.MAX_DELIVERIES + 1) + 30.0
 SWEEP_EVERY_S = 10.0
+STALLED_EVERY_S = 5.0
+"""How often jobs whose stage has every task ended, yet did not move on, are advanced again."""
 
 
 async def _follow(
@@ -194,9 +196,11 @@ async def _supervised(name: str, loop: Callable[[], Awaitable[None]], stop: asyn
 
 
 async def _tick(coordinator: Coordinator, stop: asyncio.Event) -> None:
-    """Dispatch into free slots, enforce runtime caps, repeat stops, finish stalled stages."""
+    """Dispatch into free slots, enforce runtime caps, repeat stops, advance the active jobs
+    (at start-up), then every few seconds the stalled ones (a failure after their last result),
+    and requeue stranded tasks."""
     recovered = False
-    last_sweep = time.monotonic()
+    last_sweep = last_stalled = time.monotonic()
     outage = messaging.QuietFailures(log, "scheduler tick")
     while not stop.is_set():
         try:
@@ -207,6 +211,9 @@ async def _tick(coordinator: Coordinator, stop: asyncio.Event) -> None:
                 for job in await coordinator.repo.active_jobs():
                     await coordinator.advance(job["workspace"], job["job_id"])
                 recovered = True
+            if time.monotonic() - last_stalled > STALLED_EVERY_S:
+                last_stalled = time.monotonic()
+                await coordinator.advance_stalled()
             if time.monotonic() - last_sweep > SWEEP_EVERY_S:
                 last_sweep = time.monotonic()
                 await coordinator.requeue_stranded(STRANDED_AFTER_S)
@@ -242,6 +249,7 @@ class RunningScheduler:
             self._backlog.close()
         await stop_server(self._server, self._health)
         await asyncio.gather(*self._loops, return_exceptions=True)
+        await self.coordinator.close()
         await self._nats.close()  # every publish was already acknowledged
         await self._staging.close()
         await self._pool.close()

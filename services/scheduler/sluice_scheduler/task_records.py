@@ -49,7 +49,7 @@ class RecordedProgress:
 
 @dataclass(frozen=True)
 class StageCounts:
-    """A stage's task counters after a group of results, for the stages the group finished tasks of."""
+    """A stage's task counters after a group of results, for each stage the group touched."""
 
     workspace: str
     job_id: str
@@ -314,8 +314,10 @@ async def _write_rows(conn: PoolConnectionProxy, rows: list[TaskRow]) -> None:
 async def _stage_counts(
     conn: PoolConnectionProxy, recorded: list[RecordedResult | None]
 ) -> list[StageCounts]:
-    """The counters of the stages whose tasks this group finished (read in its transaction)."""
-    keys = sorted({(r.workspace, r.job_id, r.stage) for r in recorded if r is not None and r.first})
+    """The counters of the stages of every task this group touched (read in its transaction),
+    whether or not a result finished it here: a group handled again after a failure past its
+    commit finds its tasks closed already, and must still advance their jobs."""
+    keys = sorted({(r.workspace, r.job_id, r.stage) for r in recorded if r is not None})
     if not keys:
         return []
     rows = await conn.fetch(
