@@ -13,7 +13,7 @@ from sluice.models.backends import InferenceBackend
 from sluice.models.backends.current import set_backend
 from sluice.models.backends.onnxruntime_backend import OnnxRuntimeBackend
 from sluice.models.backends.triton_backend import TritonBackend
-from sluice_worker.options import MACHINE_TYPES, WorkerOptions, default_worker_id
+from sluice_worker.options import DEFAULT_BATCH_SIZES, MACHINE_TYPES, WorkerOptions, default_worker_id
 from sluice_worker.threads import choose_ort_threads
 from sluice_worker.worker import Worker
 
@@ -44,15 +44,17 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerOptions:
     parser.add_argument(
         "--batch-size",
         type=int,
-        default=WorkerOptions.batch_size,
-        help=f"images of a task per workflow run (default {WorkerOptions.batch_size})",
+        default=None,
+        help="images of a task per workflow run (default: "
+        + ", ".join(f"{size} on {kind}" for kind, size in DEFAULT_BATCH_SIZES.items())
+        + ")",
     )
     args = parser.parse_args(argv)
     if args.workers_per_machine < 1:
         parser.error("--workers-per-machine must be at least 1")
     if args.ort_threads is not None and args.ort_threads < 1:
         parser.error("--ort-threads must be at least 1")
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
     if args.triton_url is not None and (not args.triton_url or "://" in args.triton_url):
         parser.error("--triton-url must be host:port (gRPC), e.g. triton:8001")
@@ -63,7 +65,7 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerOptions:
         ort_threads=args.ort_threads,
         triton_url=args.triton_url,
         worker_id=args.worker_id or default_worker_id(),
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or 0,
     )
 
 
