@@ -42,6 +42,7 @@ def test_building_the_parser_imports_nothing_heavy() -> None:
     modules = _modules_after("from sluice.cli.main import build_parser\nbuild_parser()")
     assert "sluice.cli.job_commands" in modules  # the whole parser was built
     assert not _heavy(modules)
+    assert "grpc" not in modules  # `sluice --help` needs no gRPC runtime (0.1 s of import)
 
 
 def test_the_model_id_rule_does_not_import_the_models() -> None:

@@ -172,7 +172,7 @@ async def run_task(
     names = list(task.input_names)
     chunks = [names[start : start + batch_size] for start in range(0, len(names), batch_size)]
     records: list[ImageRecord] = []
-    raised = decoded = 0
+    raised = decoded = failed = 0
     stopped = False
     # Read and decode the next batch while the models work on this one.
     loading: asyncio.Task[list[LoadedInput]] | None = None
@@ -191,7 +191,8 @@ async def run_task(
             records.extend(batch)
             decoded += sum(item.image is not None for item in loaded)
             raised += sum(1 for r in batch if r.error is not None and r.error.startswith(WORKFLOW_FAILED))
-            control.report(len(records), sum(not r.ok for r in records))
+            failed += sum(not r.ok for r in batch)  # counted per batch: a long task stays linear
+            control.report(len(records), failed)
     finally:
         if loading is not None:
             loading.cancel()
@@ -204,7 +205,7 @@ async def run_task(
     await asyncio.to_thread(storage.write_bytes, task.output_url, result_name, to_jsonl(records))
     return TaskOutcome(
         items_done=len(records),
-        items_failed=sum(not r.ok for r in records),
+        items_failed=failed,
         stopped=stopped,
         errors=tuple(r.error for r in records if r.error is not None),
     )

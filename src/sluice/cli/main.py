@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import grpc
-
 from sluice.cli import (
     admin_commands,
     event_commands,
@@ -25,7 +23,7 @@ from sluice.cli import (
     workflow_commands,
 )
 from sluice.cli.context import add_connection_options
-from sluice.errors import SluiceError, from_rpc_error
+from sluice.errors import SluiceError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # `--help` ends here, before gRPC is imported
+    import grpc
+
+    from sluice.errors import from_rpc_error
+
     try:
         return int(args.func(args))
     except SluiceError as error:
