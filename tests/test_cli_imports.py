@@ -8,7 +8,8 @@ import json
 import subprocess
 import sys
 
-# What only running workflows, reading images, drawing progress bars or serving the dashboard needs.
+# What neither building the parser nor a list or show verb may import (what `sluice` needs only
+# to run workflows, draw progress bars, serve the dashboard or run the stack).
 HEAVY = (
     "supervision",
     "scipy",
@@ -34,21 +35,22 @@ def _modules_after(code: str) -> set[str]:
     return set(json.loads(result.stdout.splitlines()[-1]))
 
 
-def _heavy(modules: set[str]) -> set[str]:
+def heavy_modules(modules: set[str]) -> set[str]:
+    """The HEAVY modules (or their submodules) among `modules`."""
     return {m for m in modules if any(m == h or m.startswith(f"{h}.") for h in HEAVY)}
 
 
-def test_building_the_parser_imports_nothing_heavy() -> None:
+def test_building_the_parser_imports_nothingheavy_modules() -> None:
     modules = _modules_after("from sluice.cli.main import build_parser\nbuild_parser()")
     assert "sluice.cli.job_commands" in modules  # the whole parser was built
-    assert not _heavy(modules)
+    assert not heavy_modules(modules)
     assert "grpc" not in modules  # `sluice --help` needs no gRPC runtime (0.1 s of import)
 
 
 def test_the_model_id_rule_does_not_import_the_models() -> None:
     """The CLI's `models` verbs check ids with sluice.models.model_ids; the package is lazy."""
     modules = _modules_after("import sluice.models.model_ids")
-    assert not _heavy(modules)
+    assert not heavy_modules(modules)
     assert "sluice.models.decoders" not in modules
 
 

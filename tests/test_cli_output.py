@@ -18,12 +18,10 @@ from nats.aio.client import Client
 from sluice.cli.main import main
 from sluice.v1 import scheduler_pb2
 from tests.scheduler_mesh import IMAGES, Mesh, create_job, job_state, pretend_workers, report, take_tasks
+from tests.test_cli_imports import heavy_modules
 
 # A receiver that is not there; its path stands for a token that must not be printed.
 HOOK = "http://127.0.0.1:9/hooks/s3cret"
-# What neither a list nor a show verb may import (what `sluice` needs only to run workflows,
-# draw progress bars or serve the dashboard).
-HEAVY = ("numpy", "cv2", "scipy", "supervision", "onnxruntime", "av", "tqdm", "streamlit", "sluice.workflow")
 
 
 def _connection(mesh: Mesh) -> list[str]:
@@ -148,4 +146,4 @@ async def test_list_and_show_verbs_print_json_that_scripts_read(mesh: Mesh, nats
     out, err = await _child_process(mesh, "batch-processing", "show-job-details", "--job-id", "scripted")
     assert out.splitlines()[0].split() == ["job", "id", "scripted"]
     imported = {line.split("|")[-1].strip() for line in err.splitlines() if line.startswith("import time:")}
-    assert not {name for name in imported if name.split(".")[0] in HEAVY or name in HEAVY}
+    assert not heavy_modules(imported)

@@ -18,7 +18,7 @@ from typing import Any
 from sluice.errors import SluiceError
 from sluice.ids import ID_RULE, validate_id
 from sluice.v1 import common_pb2, scheduler_pb2
-from sluice.webhooks import validate_url
+from sluice.webhook_urls import validate_url
 from sluice.workflow.parameters import ParameterSpec
 from sluice.workflow.spec import load_definition, parse_workflow
 

@@ -30,12 +30,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import asyncpg
 
-from sluice.errors import InvalidArgument
 from sluice.v1 import events_pb2
+
+# The URL rules live apart (the CLI and the dashboard need them without asyncpg); kept here too.
+from sluice.webhook_urls import MAX_URL_LENGTH as MAX_URL_LENGTH
+from sluice.webhook_urls import display_url as display_url
+from sluice.webhook_urls import validate_url as validate_url
 
 log = logging.getLogger(__name__)
 
@@ -45,55 +48,9 @@ EVENT_ID_HEADER = "Sluice-Event-Id"
 SIGNATURE_VERSION = "v1"
 # A receiver refuses signatures older (or newer) than this: a replayed request is refused.
 DEFAULT_TOLERANCE_S = 300
-MAX_URL_LENGTH = 2048
 USER_AGENT = "Sluice-Webhooks/1"
 # On stop, deliveries under way get this long to end; the others' rows are given back.
 STOP_GRACE_S = 2.0
-
-
-# URLs
-
-
-def validate_url(url: str) -> str:
-    """The URL when it is http or https with a host; InvalidArgument otherwise.
-
-    The message names the scheme and host at most, never the path or query string (which may
-    carry a token)."""
-    if not url:
-        raise InvalidArgument("notifications URL is empty")
-    if len(url) > MAX_URL_LENGTH:
-        raise InvalidArgument(f"notifications URL is longer than {MAX_URL_LENGTH} characters")
-    if any(c.isspace() or ord(c) < 32 for c in url):
-        raise InvalidArgument("notifications URL must not contain spaces or control characters")
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018  (raises ValueError for a port out of range)
-    except ValueError:
-        raise InvalidArgument("notifications URL is not a valid URL") from None
-    if parts.scheme not in ("http", "https"):
-        scheme = f" (got {parts.scheme!r})" if parts.scheme else ""
-        raise InvalidArgument(f"notifications URL must start with http:// or https://{scheme}")
-    if not host:
-        raise InvalidArgument("notifications URL must name a host, e.g. https://hooks.example.com/sluice")
-    if parts.username is not None or parts.password is not None:
-        raise InvalidArgument("notifications URL must not carry a user name or password")
-    return url
-
-
-def display_url(url: str) -> str:
-    """What of a notifications URL may be shown or logged: scheme, host and port."""
-    if not url:
-        return ""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "(invalid URL)"
-    if ":" in host:  # IPv6
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}{port}"
 
 
 # Body and signature

@@ -25,6 +25,7 @@ from sluice.errors import InvalidArgument
 from sluice.ids import validate_id
 from sluice.job_states import JOB_STATE_CHOICES, JOB_STATES, STAGE_STATES, TASK_STATES, task_counts
 from sluice.v1 import common_pb2, scheduler_pb2
+from sluice.webhook_urls import display_url, validate_url
 
 MACHINE_TYPES = {"cpu": common_pb2.MACHINE_TYPE_CPU, "gpu": common_pb2.MACHINE_TYPE_GPU}
 FORMATS = {"jsonl": common_pb2.AGGREGATION_FORMAT_JSONL, "csv": common_pb2.AGGREGATION_FORMAT_CSV}
@@ -74,8 +75,6 @@ def _job_request(args: argparse.Namespace) -> scheduler_pb2.CreateJobRequest:
     for value in args.image_outputs_to_save or []:
         request.image_outputs_to_save.extend(name for name in value.split(",") if name)
     if args.notifications_url:
-        from sluice.webhooks import validate_url
-
         request.notifications_url = validate_url(args.notifications_url)
     return request
 
@@ -183,8 +182,6 @@ def show_job_details(args: argparse.Namespace) -> int:
         ("ended", when(job.ended_at)),
     ]
     if job.notifications_url:
-        from sluice.webhooks import display_url
-
         pairs.append(("notifications", display_url(job.notifications_url)))
     if job.notice:
         pairs.append(("notice", job.notice))

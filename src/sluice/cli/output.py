@@ -20,6 +20,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from sluice.job_states import JOB_STATES, SEVERITIES, STAGE_STATES, TASK_STATES
 from sluice.v1 import common_pb2
+from sluice.webhook_urls import display_url
 
 OUTPUT_FORMATS = ("table", "json")
 
@@ -126,17 +127,10 @@ def _fix_message(descriptor: Descriptor, raw: dict[str, Any]) -> dict[str, Any]:
         elif field.is_repeated:
             out[field.name] = [_fix_value(field, v) for v in value]
         elif field.name == "notifications_url" and value:
-            out[field.name] = _shown_url(value)
+            out[field.name] = display_url(value)
         else:
             out[field.name] = _fix_value(field, value)
     return out
-
-
-def _shown_url(url: str) -> str:
-    """A notifications URL as the tables show it: its path and query may hold a secret."""
-    from sluice.webhooks import display_url
-
-    return display_url(url)
 
 
 def _fix_value(field: FieldDescriptor, value: Any) -> Any:

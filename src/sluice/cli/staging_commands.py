@@ -36,6 +36,7 @@ from sluice.ids import (
     validate_id,
 )
 from sluice.v1 import common_pb2, staging_pb2
+from sluice.webhook_urls import display_url, validate_url
 
 if TYPE_CHECKING:
     from sluice.v1 import staging_pb2_grpc
@@ -67,7 +68,6 @@ def create_batch_of_videos(args: argparse.Namespace) -> int:
 def _create_batch(args: argparse.Namespace, folder: Path, media: _Media) -> int:
     """Upload what of `folder` the batch lacks; files it does not take are named, not sent."""
     from sluice.cli.upload import local_files, plan_upload, upload  # progress bars: uploads only
-    from sluice.webhooks import validate_url
 
     batch_id = validate_id(args.batch_id, "batch id")
     noun = media.noun
@@ -250,7 +250,7 @@ def show_batch_details(args: argparse.Namespace) -> int:
                 ("expires", expiry_text(batch)),
                 *([("source job", batch.source_job_id)] if batch.source_job_id else []),
                 *(
-                    [("notifications", _display_url(batch.notifications_url))]
+                    [("notifications", display_url(batch.notifications_url))]
                     if batch.notifications_url
                     else []
                 ),
@@ -266,12 +266,6 @@ def show_batch_details(args: argparse.Namespace) -> int:
             )
         )
     return 0
-
-
-def _display_url(url: str) -> str:
-    from sluice.webhooks import display_url
-
-    return display_url(url)
 
 
 def list_batch_content(args: argparse.Namespace) -> int:
