@@ -4,9 +4,13 @@ code, so the command line starts fast; the verbs import those when they run."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import subprocess
 import sys
+
+import pytest
 
 # What neither building the parser nor a list or show verb may import (what `sluice` needs only
 # to run workflows, draw progress bars, serve the dashboard or run the stack).
@@ -45,6 +49,61 @@ def test_building_the_parser_imports_nothingheavy_modules() -> None:
     assert "sluice.cli.job_commands" in modules  # the whole parser was built
     assert not heavy_modules(modules)
     assert "grpc" not in modules  # `sluice --help` needs no gRPC runtime (0.1 s of import)
+
+
+COMMAND_MODULES = (
+    "sluice.cli.stack",
+    "sluice.cli.staging_commands",
+    "sluice.cli.workflow_commands",
+    "sluice.cli.job_commands",
+    "sluice.cli.model_commands",
+    "sluice.cli.triton_commands",
+    "sluice.cli.usage_commands",
+    "sluice.cli.admin_commands",
+    "sluice.cli.event_commands",
+)
+
+
+def test_sluice_help_is_built_from_the_command_table_alone() -> None:
+    code = "from sluice.cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
+    modules = _modules_after(code)
+    assert not {m for m in modules if m in COMMAND_MODULES or m.startswith("google.protobuf")}
+    assert not heavy_modules(modules) and "grpc" not in modules
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    code = "from sluice.cli.main import parse\nparse(['batch-processing', 'list-jobs'])"
+    modules = _modules_after(code)
+    assert "sluice.cli.job_commands" in modules
+    others = {
+        "sluice.cli.stack",
+        "sluice.cli.staging_commands",
+        "sluice.cli.model_commands",
+        "sluice.cli.admin_commands",
+    }
+    assert not others & modules
+    assert not heavy_modules(modules) and "grpc" not in modules
+
+
+def test_the_help_lists_every_command_as_the_full_parser_has_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """The table `sluice --help` is built from says what the modules register, in order."""
+    from sluice.cli.commands import COMMANDS
+    from sluice.cli.main import build_parser, main
+
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert [(c.dest, c.help) for c in sub._choices_actions] == [(n, c.help) for n, c in COMMANDS.items()]
+    with pytest.raises(SystemExit) as ended:
+        main(["--help"])
+    assert ended.value.code == 0
+    out = re.sub(r"-\s+", "-", " ".join(capsys.readouterr().out.split()))  # argparse wraps long lines
+    assert all(name in out and command.help in out for name, command in COMMANDS.items())
+    with pytest.raises(SystemExit) as ended:
+        main(["batch-procesing", "list-jobs"])
+    assert ended.value.code == 2
+    assert "invalid choice: 'batch-procesing'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as ended:
+        main(["models", "--help"])
+    assert ended.value.code == 0 and "export-triton" in capsys.readouterr().out
 
 
 def test_the_model_id_rule_does_not_import_the_models() -> None:

@@ -22,6 +22,7 @@ from sluice.models import (
     load_detector,
     load_session,
     preprocess,
+    to_tensor,
 )
 from tests.model_fixtures import constant_yolov8_model, photo, yolov8_output
 
@@ -173,6 +174,28 @@ def test_dynamic_inputs_are_multiples_of_32() -> None:
         assert tensor.shape[2] % 32 == 0 and tensor.shape[3] % 32 == 0
         assert max(tensor.shape[2:]) <= spec.max_side + 16
         assert placement.image_height == shape[0] and placement.image_width == shape[1]
+
+
+@pytest.mark.parametrize("order", ["rgb", "bgr"])
+def test_tensors_hold_each_channel_normalised_in_the_models_order(order: str) -> None:
+    """(pixel * scale - mean) / std per channel, channels in the model's order, batch and
+    channel first: what the model was trained on, for a 2-image batch of an odd size."""
+    spec = replace(
+        get_model(TEXT_DETECTOR),
+        channel_order=order,
+        scale=1 / 255,
+        mean=(0.5, 0.4, 0.3),
+        std=(0.2, 0.25, 0.5),
+    )
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (37, 53, 3), dtype=np.uint8) for _ in range(2)]
+    tensor = to_tensor(images, spec)
+    assert tensor.shape == (2, 3, 37, 53) and tensor.dtype == np.float32 and tensor.flags.c_contiguous
+    for n, image in enumerate(images):
+        for c in range(3):
+            source = image[:, :, 2 - c] if order == "rgb" else image[:, :, c]  # images are BGR
+            expected = (source.astype(np.float64) / 255 - spec.mean[c]) / spec.std[c]
+            np.testing.assert_allclose(tensor[n, c], expected, rtol=0, atol=1e-5)
 
 
 @pytest.fixture(scope="module")

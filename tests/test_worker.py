@@ -48,6 +48,7 @@ from sluice.runtime import usable_cpus
 from sluice.stack.nats_process import NatsServer
 from sluice.v1 import common_pb2, tasks_pb2
 from sluice_worker.options import WorkerOptions
+from sluice_worker.processing import GROUP_S, MAX_GROUP, next_group_size
 from sluice_worker.worker import Worker
 from tests.model_fixtures import photo
 
@@ -515,3 +516,17 @@ async def test_the_worker_process_serves_health_and_stops_on_sigterm(
             process.kill()
             process.wait()
     assert not await _serving(address)
+
+
+def test_groups_grow_for_light_models_and_stay_one_batch_for_heavy_ones() -> None:
+    """A slot hops to a thread once per group of batches: one batch when a batch takes longer
+    than GROUP_S (a detector), doubling towards GROUP_S of work for a near-free model, never
+    past MAX_GROUP images, and always whole batches."""
+    assert next_group_size(4, 4, elapsed_s=0.8) == 4  # 0.2 s an image
+    sizes = [8]
+    for _ in range(8):
+        sizes.append(next_group_size(sizes[-1], 8, elapsed_s=sizes[-1] * 0.0001))  # 0.1 ms an image
+    assert sizes[:4] == [8, 16, 32, 64] and max(sizes) <= MAX_GROUP
+    assert all(size % 8 == 0 for size in sizes)
+    assert next_group_size(64, 1, elapsed_s=64 * 0.001) == int(GROUP_S / 0.001)  # 1 ms an image: 50
+    assert next_group_size(3, 5, elapsed_s=0.0) == 5  # at least one batch

@@ -127,6 +127,27 @@ def read_bytes(folder_url: str, name: str) -> bytes:
     return data
 
 
+def read_many(folder_url: str, names: Sequence[str]) -> Iterator[bytes | FileNotFoundError]:
+    """Read each named object under `folder_url`, resolving the filesystem once (for many small
+    files that is most of the cost). Yields, per name in order, its bytes, or the
+    FileNotFoundError of a missing object; any other OSError is raised."""
+    fs, root = filesystem(folder_url)
+    base = root.rstrip("/")
+    local = isinstance(fs, LocalFileSystem)
+    for name in names:
+        path = f"{base}/{name}"
+        try:
+            if local:
+                with open(path, "rb") as f:
+                    data: bytes = f.read()
+            else:
+                data = fs.cat_file(path)
+        except FileNotFoundError as error:
+            yield error
+            continue
+        yield data
+
+
 def remove_object(folder_url: str, name: str) -> None:
     fs, path = object_path(folder_url, name)
     fs.rm_file(path)

@@ -58,10 +58,8 @@ def load_inputs(input_url: str, names: Sequence[str]) -> list[LoadedInput]:
     so the task can be retried.
     """
     loaded = []
-    for name in names:
-        try:
-            data = storage.read_bytes(input_url, name)
-        except FileNotFoundError:
+    for name, data in zip(names, storage.read_many(input_url, names), strict=True):
+        if isinstance(data, FileNotFoundError):
             loaded.append(LoadedInput(name, error=NOT_FOUND))
             continue
         loaded.append(decode_image(name, data))

@@ -1,7 +1,8 @@
 """Running one task: read and decode its images, run the workflow in batches, write results.
 
 Blocking work (storage, decoding, models) runs in threads so a worker's slots overlap; the
-coroutine yields between batches, so the slot can keep the task alive and stop early.
+coroutine yields between groups of batches, so the slot can keep the task alive, report
+progress and stop early.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -110,12 +112,15 @@ def encode_jpeg(image: np.ndarray) -> bytes:
 
 
 def process_batch(
-    task: tasks_pb2.Task, workflow: CompiledWorkflow, loaded: Sequence[LoadedInput]
+    task: tasks_pb2.Task,
+    workflow: CompiledWorkflow,
+    loaded: Sequence[LoadedInput],
+    params: dict[str, Any] | None = None,
 ) -> list[ImageRecord]:
     """Run the workflow on the decodable inputs and save image outputs (blocking)."""
     images = [item.image for item in loaded if item.image is not None]
     try:
-        results = iter(run_workflow(workflow, images, task_parameters(task)))
+        results = iter(run_workflow(workflow, images, task_parameters(task) if params is None else params))
     except InvalidArgument as error:
         raise TaskRejected(f"workflow cannot run: {error.message}") from None
     records = []
@@ -129,6 +134,40 @@ def process_batch(
         else:
             records.append(_record(task, workflow, item.name, item.image, result))
     return records
+
+
+def process_group(
+    task: tasks_pb2.Task,
+    workflow: CompiledWorkflow,
+    loaded: Sequence[LoadedInput],
+    batch_size: int,
+    params: dict[str, Any],
+) -> tuple[list[ImageRecord], float]:
+    """Run the workflow over `loaded` in batches of `batch_size` (blocking): the records, and the
+    seconds it took (what sizes the next group)."""
+    started = time.perf_counter()
+    records: list[ImageRecord] = []
+    for start in range(0, len(loaded), batch_size):
+        records.extend(process_batch(task, workflow, loaded[start : start + batch_size], params))
+    return records, time.perf_counter() - started
+
+
+GROUP_S = 0.05
+"""About how long one group of batches should take: a thread hop costs some 0.3 ms, so a group
+much shorter than this spends its time hopping, and a much longer one reports progress and hears
+a stop request late."""
+MAX_GROUP = 256
+"""The most images one group holds (decoded at once, so this bounds a slot's memory)."""
+
+
+def next_group_size(size: int, batch_size: int, elapsed_s: float) -> int:
+    """The size of the next group, from how long a group of `size` images took: as many whole
+    batches as fit in GROUP_S, at least one, at most MAX_GROUP images (and at most twice the
+    last size, so one fast group does not make the next one huge)."""
+    per_image = elapsed_s / max(size, 1)
+    fit = int(GROUP_S / per_image) if per_image > 0 else MAX_GROUP
+    batches = max(1, min(fit, 2 * size, MAX_GROUP) // batch_size)
+    return batches * batch_size
 
 
 def _record(
@@ -170,28 +209,39 @@ async def run_task(
     """
     control = control or TaskControl()
     names = list(task.input_names)
-    chunks = [names[start : start + batch_size] for start in range(0, len(names), batch_size)]
+    params = task_parameters(task)
     records: list[ImageRecord] = []
     raised = decoded = failed = 0
     stopped = False
-    # Read and decode the next batch while the models work on this one.
+    # Images go through in groups of whole batches, each group one thread hop, its size set by
+    # how long the last took (one batch for a heavy model, many for a light one); the next
+    # group is read and decoded while the models work on this one.
+    size = batch_size
+    start = 0
     loading: asyncio.Task[list[LoadedInput]] | None = None
     try:
-        for index, chunk in enumerate(chunks):
+        while start < len(names):
             if control.should_stop():
                 stopped = True
                 break
-            loaded = await (loading or asyncio.to_thread(load_inputs, task.input_url, chunk))
-            loading = None
-            if index + 1 < len(chunks):
+            if loading is None:
                 loading = asyncio.create_task(
-                    asyncio.to_thread(load_inputs, task.input_url, chunks[index + 1])
+                    asyncio.to_thread(load_inputs, task.input_url, names[start : start + size])
                 )
-            batch = await asyncio.to_thread(process_batch, task, workflow, loaded)
-            records.extend(batch)
+            loaded = await loading
+            loading = None
+            start += len(loaded)
+            if start < len(names):
+                ahead = names[start : start + size]
+                loading = asyncio.create_task(asyncio.to_thread(load_inputs, task.input_url, ahead))
+            group, elapsed_s = await asyncio.to_thread(
+                process_group, task, workflow, loaded, batch_size, params
+            )
+            size = next_group_size(len(loaded), batch_size, elapsed_s)
+            records.extend(group)
             decoded += sum(item.image is not None for item in loaded)
-            raised += sum(1 for r in batch if r.error is not None and r.error.startswith(WORKFLOW_FAILED))
-            failed += sum(not r.ok for r in batch)  # counted per batch: a long task stays linear
+            raised += sum(1 for r in group if r.error is not None and r.error.startswith(WORKFLOW_FAILED))
+            failed += sum(not r.ok for r in group)  # counted per group: a long task stays linear
             control.report(len(records), failed)
     finally:
         if loading is not None:

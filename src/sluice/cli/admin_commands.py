@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from sluice.cli.commands import command_help
 from sluice.cli.context import Connection, connection
 from sluice.cli.output import (
     add_output_option,
@@ -122,9 +123,9 @@ def revoke_api_key(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    verbs = sub.add_parser(
-        "admin", help="workspaces and API keys (admin keys only, but show-workspace)"
-    ).add_subparsers(dest="verb", required=True, metavar="VERB")
+    verbs = sub.add_parser("admin", help=command_help("admin")).add_subparsers(
+        dest="verb", required=True, metavar="VERB"
+    )
 
     p = verbs.add_parser("create-workspace", parents=parents, help="create a workspace")
     p.add_argument("--workspace", required=True, help=ID_RULE)

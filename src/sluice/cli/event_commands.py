@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
+from sluice.cli.commands import command_help
 from sluice.cli.context import connection
 from sluice.cli.output import add_output_option, message_document, print_json, wants_json
 from sluice.ids import validate_id
@@ -77,7 +78,7 @@ def register(group: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p = group.add_parser(
         "events",
         parents=parents,
-        help="print a job's events, oldest first",
+        help=command_help("events"),
         description="Print a job's events from its workspace's events stream, one line each: "
         "time (UTC), kind, state, stage, items done/total, message.",
     )

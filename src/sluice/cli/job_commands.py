@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sluice.cli import log_commands
+from sluice.cli.commands import command_help
 from sluice.cli.context import Connection, connection
 from sluice.cli.output import (
     add_output_option,
@@ -336,7 +337,7 @@ def _job_options(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    group = sub.add_parser("batch-processing", help="run workflows over batches").add_subparsers(
+    group = sub.add_parser("batch-processing", help=command_help("batch-processing")).add_subparsers(
         dest="verb", required=True, metavar="VERB"
     )
     p = group.add_parser(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sluice.cli.commands import command_help
 from sluice.cli.context import Connection, connection
 from sluice.cli.output import (
     add_output_option,
@@ -222,7 +223,7 @@ def register(
     sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]
 ) -> argparse._SubParsersAction:
     """Add `sluice models` and its verbs; returns the verbs group (for verbs added elsewhere)."""
-    verbs = sub.add_parser("models", help="the model registry: ONNX models by id").add_subparsers(
+    verbs = sub.add_parser("models", help=command_help("models")).add_subparsers(
         dest="verb", required=True, metavar="VERB"
     )
     p = verbs.add_parser(

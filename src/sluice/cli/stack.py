@@ -8,6 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sluice.cli.commands import command_help
 from sluice.stack.services import DASHBOARD, DASHBOARD_NOT_INSTALLED, PARTS
 from sluice.stack.state import default_state_dir
 
@@ -122,7 +123,7 @@ def _down(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `up`, `status` and `down` to the main parser's subcommands."""
-    up_parser = sub.add_parser("up", help="start the local stack (NATS, Postgres and the services)")
+    up_parser = sub.add_parser("up", help=command_help("up"))
     _state_dir_option(up_parser)
     for part in PARTS:
         up_parser.add_argument(
@@ -152,7 +153,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     up_parser.set_defaults(func=_up)
 
-    status_parser = sub.add_parser("status", help="show what runs in the local stack")
+    status_parser = sub.add_parser("status", help=command_help("status"))
     _state_dir_option(status_parser)
     status_parser.add_argument(
         "--output",
@@ -163,6 +164,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     status_parser.set_defaults(func=_status)
 
-    down_parser = sub.add_parser("down", help="stop the local stack, keeping its state")
+    down_parser = sub.add_parser("down", help=command_help("down"))
     _state_dir_option(down_parser)
     down_parser.set_defaults(func=_down)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from sluice.cli.commands import command_help
 from sluice.cli.context import connection
 from sluice.cli.output import (
     BATCH_TYPES,
@@ -342,7 +343,7 @@ def _add_batch_options(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    group = sub.add_parser("data-staging", help="stage data: batches of images and videos").add_subparsers(
+    group = sub.add_parser("data-staging", help=command_help("data-staging")).add_subparsers(
         dest="verb", required=True, metavar="VERB"
     )
     p = group.add_parser(

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from sluice.cli.commands import command_help
 from sluice.cli.context import connection
 from sluice.cli.output import add_output_option, fields, message_document, print_json, table, wants_json
 from sluice.errors import InvalidArgument
@@ -105,7 +106,7 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     p = sub.add_parser(
         "usage",
         parents=parents,
-        help="machine time and credits of your workspace's jobs, by job or by day",
+        help=command_help("usage"),
     )
     p.add_argument("--since", type=day, help="jobs created on or after this UTC day (YYYY-MM-DD)")
     p.add_argument("--until", type=day, help="jobs created up to and including this UTC day (YYYY-MM-DD)")

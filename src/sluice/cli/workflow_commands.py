@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from sluice.cli.commands import command_help
 from sluice.cli.context import connection
 from sluice.cli.output import (
     add_output_option,
@@ -69,7 +70,7 @@ def show(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
-    group = sub.add_parser("workflows", help="store and show workflow definitions").add_subparsers(
+    group = sub.add_parser("workflows", help=command_help("workflows")).add_subparsers(
         dest="verb", required=True, metavar="VERB"
     )
     p = group.add_parser("create", parents=parents, help="store a workflow from a JSON file")

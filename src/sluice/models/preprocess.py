@@ -113,8 +113,26 @@ def fit(image: np.ndarray, spec: ModelSpec) -> tuple[np.ndarray, Placement]:
 def to_tensor(images: Sequence[np.ndarray], spec: ModelSpec) -> np.ndarray:
     """Same-sized BGR uint8 images [h, w, 3] -> float32 [N, 3, h, w], normalised for `spec`.
 
-    value = (pixel * scale - mean) / std, with channels in the model's order.
+    value = (pixel * scale - mean) / std, with channels in the model's order. OpenCV's blob
+    builder does it in one pass (about ten times numpy's cost per pixel less, which counts for a
+    light model); a spec with scale 0 (every value the same) takes numpy's way.
     """
+    if spec.scale == 0:
+        return _to_tensor_numpy(images, spec)
+    height, width = images[0].shape[:2]
+    params = cv2.dnn.Image2BlobParams()
+    # (pixel - mean / scale) * (scale / std) per channel, in the model's channel order
+    params.scalefactor = (*(spec.scale / s for s in spec.std), 0.0)
+    params.mean = (*(m / spec.scale for m in spec.mean), 0.0)
+    params.swapRB = spec.channel_order == "rgb"
+    params.ddepth = cv2.CV_32F
+    params.datalayout = cv2.dnn.DNN_LAYOUT_NCHW
+    params.size = (width, height)
+    blob: np.ndarray = cv2.dnn.blobFromImagesWithParams(list(images), params)
+    return blob
+
+
+def _to_tensor_numpy(images: Sequence[np.ndarray], spec: ModelSpec) -> np.ndarray:
     batch = np.stack(images)
     if spec.channel_order == "rgb":
         batch = batch[..., ::-1]

@@ -13,6 +13,9 @@ import onnxruntime as ort
 
 _lock = threading.Lock()
 _sessions: dict[tuple[str, int | None], ort.InferenceSession] = {}
+_by_given: dict[tuple[str, int | None], ort.InferenceSession] = {}
+_input_names: dict[int, str] = {}
+"""By id(session): sessions are never dropped, so an id is never reused for another."""
 
 
 def _create(path: str, intra_op_threads: int | None) -> ort.InferenceSession:
@@ -30,10 +33,24 @@ def load_session(path: str | Path, intra_op_threads: int | None = None) -> ort.I
     """The process-wide session for `path` (created on first use; thread-safe)."""
     if intra_op_threads is not None and intra_op_threads < 1:
         raise ValueError("intra_op_threads must be at least 1")
+    given = (str(path), intra_op_threads)
+    session = _by_given.get(given)  # the path as given: no resolve() per model call
+    if session is not None:
+        return session
     key = (str(Path(path).resolve()), intra_op_threads)
     with _lock:
         session = _sessions.get(key)
         if session is None:
             session = _create(key[0], intra_op_threads)
             _sessions[key] = session
+        _by_given[given] = session
         return session
+
+
+def input_name(session: ort.InferenceSession) -> str:
+    """The name of the session's first input (looked up once per session)."""
+    name = _input_names.get(id(session))
+    if name is None:
+        name = session.get_inputs()[0].name
+        _input_names[id(session)] = name
+    return name

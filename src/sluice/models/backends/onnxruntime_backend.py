@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sluice.models.session import load_session
+from sluice.models.session import input_name, load_session
 from sluice.models.spec import ModelSpec
 
 
@@ -18,5 +18,4 @@ class OnnxRuntimeBackend:
 
     def run(self, spec: ModelSpec, batch: np.ndarray) -> list[np.ndarray]:
         session = load_session(spec.path, self.intra_op_threads)
-        input_name = session.get_inputs()[0].name
-        return [np.asarray(out) for out in session.run(None, {input_name: batch})]
+        return [np.asarray(out) for out in session.run(None, {input_name(session): batch})]
