@@ -51,6 +51,9 @@ class TaskOutcome:
     """The task stopped early when asked; its result object holds the images done so far."""
     errors: tuple[str, ...] = ()
     """The reasons of the images that failed."""
+    group_size: int = 0
+    """The group size the task ended on (images per thread hop); the next task of the same
+    workflow starts there instead of growing again from one batch."""
 
 
 @dataclass
@@ -199,10 +202,12 @@ async def run_task(
     workflow: CompiledWorkflow,
     batch_size: int,
     control: TaskControl | None = None,
+    group_size: int = 0,
 ) -> TaskOutcome:
     """Process every input of `task` and write its one result object.
 
-    Between batches of images it reports progress and, when `control` says so, stops: the
+    `group_size` is where the last task of this workflow left its group size (0: one batch).
+    Between groups of batches it reports progress and, when `control` says so, stops: the
     result object then holds the images done so far (a rerun of the task overwrites it).
     Raises TaskRejected when the task can never succeed, AttemptFailed when the workflow raised
     on every image (a retry may succeed), OSError when the store fails.
@@ -216,7 +221,7 @@ async def run_task(
     # Images go through in groups of whole batches, each group one thread hop, its size set by
     # how long the last took (one batch for a heavy model, many for a light one); the next
     # group is read and decoded while the models work on this one.
-    size = batch_size
+    size = max(batch_size, group_size - group_size % batch_size)  # whole batches
     start = 0
     loading: asyncio.Task[list[LoadedInput]] | None = None
     try:
@@ -258,4 +263,5 @@ async def run_task(
         items_failed=failed,
         stopped=stopped,
         errors=tuple(r.error for r in records if r.error is not None),
+        group_size=size,
     )

@@ -48,6 +48,8 @@ from sluice_worker.threads import choose_ort_threads
 from sluice_worker.video_task import run_video_task
 
 log = logging.getLogger(__name__)
+MAX_GROUP_SIZES_KEPT = 256
+"""Workflows whose group size a worker remembers (they are a few ints; a worker meeting more starts over)."""
 MAX_RETRY_DELAY_S = 30.0
 # How long a result publish is retried while NATS is away before the task is handed back.
 PUBLISH_PATIENCE_S = 120.0
@@ -75,6 +77,8 @@ class Worker:
         self._catalogs: dict[str, StoreCatalog] = {}
         self.stops = StoppedJobs()
         self._cuda: bool | None = None
+        self._group_sizes: dict[str, int] = {}
+        """Workflow digest -> the group size its last task ended on (processing.run_task)."""
         self.ort_threads = choose_ort_threads(options.ort_threads, options.slots)
         """ONNX Runtime intra-op threads per model session (`--ort-threads`, else from the slots
         and the usable CPUs)."""
@@ -316,7 +320,16 @@ class Worker:
                     stream_id=f"{task.task_id}/{delivery}",
                 )
             else:
-                outcome = await run_task(task, workflow, self.options.batch_size, control)
+                outcome = await run_task(
+                    task,
+                    workflow,
+                    self.options.batch_size,
+                    control,
+                    self._group_sizes.get(workflow.digest, 0),
+                )
+                if len(self._group_sizes) >= MAX_GROUP_SIZES_KEPT:
+                    self._group_sizes.clear()
+                self._group_sizes[workflow.digest] = outcome.group_size
         except TaskRejected as error:
             await self._reject(msg, job_uid, result, str(error), started)
             return
