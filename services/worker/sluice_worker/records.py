@@ -50,6 +50,9 @@ def image_output_name(input_name: str, output_name: str) -> str:
     return f"images/{'/'.join(parts) or '_'}.{output_name}.jpg"
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+"""One encoder for every record: json.dumps with options builds a new one per call."""
+
+
 def to_jsonl(records: list[ImageRecord]) -> bytes:
-    lines = (json.dumps(r.to_json(), ensure_ascii=False, separators=(",", ":")) for r in records)
-    return "".join(line + "\n" for line in lines).encode()
+    return "".join(_ENCODER.encode(r.to_json()) + "\n" for r in records).encode()

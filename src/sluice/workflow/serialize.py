@@ -50,12 +50,17 @@ def _is_image(value: np.ndarray) -> bool:
     return value.dtype == np.uint8 and value.ndim == 3 and value.shape[2] in (1, 3, 4)
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def to_json_value(value: Any, image_shape: tuple[int, ...]) -> Any:
     """A non-image output value -> plain JSON types (detections in Roboflow's shape).
 
     Images inside other values (the crops of a fan-out step, a wildcard output's image) become
     `{"type": "image", "width", "height"}`: pixels only travel as image outputs.
     """
+    if type(value) in _PLAIN:  # most leaves: checked first, before the five isinstance checks
+        return value
     if isinstance(value, sv.Detections):
         return serialize_detections(value, image_shape)
     if isinstance(value, dict):
