@@ -118,12 +118,12 @@ def process_batch(
     task: tasks_pb2.Task,
     workflow: CompiledWorkflow,
     loaded: Sequence[LoadedInput],
-    params: dict[str, Any] | None = None,
+    params: dict[str, Any],
 ) -> list[ImageRecord]:
-    """Run the workflow on the decodable inputs and save image outputs (blocking)."""
+    """Run the workflow with `params` on the decodable inputs and save image outputs (blocking)."""
     images = [item.image for item in loaded if item.image is not None]
     try:
-        results = iter(run_workflow(workflow, images, task_parameters(task) if params is None else params))
+        results = iter(run_workflow(workflow, images, params))
     except InvalidArgument as error:
         raise TaskRejected(f"workflow cannot run: {error.message}") from None
     records = []
