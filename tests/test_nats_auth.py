@@ -162,14 +162,15 @@ PROBE = "probe"
 
 
 async def until_live(js: JetStreamContext, live: list[events_pb2.Event]) -> int:
-    """Publish alpha probe events until the live subscription hears one; how many it took. nats-server (2.15) lets
-    a subscription made a moment ago miss, now and then, the first message that crosses into its
-    account from the services' account; docs/events.md tells subscribers to use a consumer to
-    miss nothing."""
+    """Publish alpha probe events until the live subscription hears one; how many it took.
+
+    nats-server (2.15) lets a subscription made a moment ago miss, now and then, the first
+    message that crosses into its account from the services' account; docs/events.md tells
+    subscribers to use a consumer to miss nothing."""
+    probe = event("alpha", PROBE, events_pb2.EVENT_TYPE_JOB_CREATED)
     for sent in range(1, 51):
-        await messaging.publish_event(
-            js, event("alpha", PROBE, events_pb2.EVENT_TYPE_JOB_CREATED), "job_created"
-        )
+        probe.event_id = secrets.token_hex(8)  # a new message id: not deduplicated
+        await messaging.publish_event(js, probe, "job_created")
         for _ in range(10):
             if any(e.job_id == PROBE for e in live):
                 return sent
