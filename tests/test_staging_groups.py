@@ -13,7 +13,8 @@ import pytest
 
 from sluice import db
 from sluice.cli.main import main
-from sluice.v1 import staging_pb2
+from sluice.messaging import event_subject, events_stream
+from sluice.v1 import events_pb2, staging_pb2
 from sluice_staging.repository import NewObject, Repository
 from sluice_staging.server import SCHEMA
 from sluice_staging.upload import GROUP_FILES
@@ -146,3 +147,47 @@ async def test_the_cli_uploads_in_parallel_streams_and_resumes(
 
     assert await asyncio.to_thread(main, [*command, *connection]) == 0  # again: nothing new to send
     assert "batch cli: 0 uploaded, 450 already staged, 1 skipped; 451 images" in capsys.readouterr().out
+
+
+async def ingested_per_stream(nats_client: Any, batch_id: str) -> list[str]:
+    """The batch_ingested events of `batch_id` (one per upload stream), their messages."""
+    js = nats_client.jetstream()
+    sub = await js.subscribe(
+        event_subject("alpha", "batch_ingested"), stream=events_stream("alpha"), ordered_consumer=True
+    )
+    messages = []
+    while True:
+        msg = await sub.next_msg(timeout=5)
+        event = events_pb2.Event.FromString(msg.data)
+        if event.batch_id == batch_id:
+            messages.append(event.message)
+        if msg.metadata.num_pending == 0:
+            break
+    await sub.unsubscribe()
+    return messages
+
+
+async def test_upload_streams_sets_how_many_streams_the_cli_sends(
+    staging: Staging, api_keys: tuple[Path, dict[str, str]], folder: Path, nats_client: Any, capsys: Any
+) -> None:
+    connection = ["--api-key", api_keys[1]["alpha"], "--staging-address", f"127.0.0.1:{staging.running.port}"]
+    command = ["data-staging", "create-batch-of-images", "--images-dir", str(folder)]
+
+    assert (
+        await asyncio.to_thread(main, [*command, "--batch-id", "one", "--upload-streams", "1", *connection])
+        == 0
+    )
+    assert "batch one: 451 uploaded, 0 already staged, 0 skipped; 451 images" in capsys.readouterr().out
+    assert await ingested_per_stream(nats_client, "one") == ["451 files stored"]
+
+    assert await asyncio.to_thread(main, [*command, "--batch-id", "four", *connection]) == 0
+    assert "batch four: 451 uploaded" in capsys.readouterr().out
+    assert sorted(await ingested_per_stream(nats_client, "four")) == sorted(
+        ["113 files stored"] * 3 + ["112 files stored"]
+    )
+
+    for bad in ("0", "17", "two"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--batch-id", "bad", "--upload-streams", bad, *connection])
+        assert exit_info.value.code == 2
+        assert f"must be a whole number from 1 to 16, not '{bad}'" in capsys.readouterr().err

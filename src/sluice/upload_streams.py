@@ -3,7 +3,8 @@
 Shared by the CLI (files on disk) and the dashboard (files a browser sent): one stream carries
 at most FILES_PER_STREAM files and about BYTES_PER_STREAM bytes, so a failed stream costs little
 to resend, and each file goes in CHUNK_BYTES chunks with `last` on its final one. The CLI sends
-several streams at once (UPLOAD_STREAMS); `files_per_stream` spreads a folder over them.
+several streams at once (UPLOAD_STREAMS, or what `--upload-streams` says); `files_per_stream`
+spreads a folder over them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ CHUNK_BYTES = 1024 * 1024
 FILES_PER_STREAM = 500
 BYTES_PER_STREAM = 256 * 1024 * 1024
 UPLOAD_STREAMS = 4
-"""Streams the CLI keeps open at once by default."""
+"""Streams the CLI keeps open at once by default (`--upload-streams`)."""
+MAX_UPLOAD_STREAMS = 16
+"""The most `--upload-streams` takes: each stream is a gRPC call and a thread of the CLI."""
 MIN_FILES_PER_STREAM = 100
 """Fewer files than this share one stream (each stream costs a call and a batch_ingested event)."""
 

@@ -36,6 +36,7 @@ from sluice.ids import (
     is_video_name,
     validate_id,
 )
+from sluice.upload_streams import MAX_UPLOAD_STREAMS, UPLOAD_STREAMS
 from sluice.v1 import common_pb2, staging_pb2
 from sluice.webhook_urls import display_url, validate_url
 
@@ -95,7 +96,7 @@ def _create_batch(args: argparse.Namespace, folder: Path, media: _Media) -> int:
         print(f"skipped (not {media.article} {noun}): {name}")
     for name in plan.reserved:
         print(f"skipped (reserved: '.sluice/' holds Sluice's own files): {name}")
-    stored, rejected = upload(stub, conn.metadata, batch_id, plan.to_upload)
+    stored, rejected = upload(stub, conn.metadata, batch_id, plan.to_upload, args.upload_streams)
     for item in rejected:
         print(f"rejected: {item.file_name}: {item.reason}")
     batch = stub.GetBatch(staging_pb2.GetBatchRequest(batch_id=batch_id), metadata=conn.metadata)
@@ -328,8 +329,29 @@ def export_batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _streams(value: str) -> int:
+    """--upload-streams: a whole number from 1 to MAX_UPLOAD_STREAMS."""
+    try:
+        streams = int(value)
+    except ValueError:
+        streams = 0
+    if not 1 <= streams <= MAX_UPLOAD_STREAMS:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number from 1 to {MAX_UPLOAD_STREAMS}, not {value!r}"
+        )
+    return streams
+
+
 def _add_batch_options(p: argparse.ArgumentParser) -> None:
-    """What a new batch may be given: its lifetime and where its events are posted."""
+    """What a new batch may be given: its lifetime and where its events are posted; and how
+    many streams the upload uses."""
+    p.add_argument(
+        "--upload-streams",
+        type=_streams,
+        default=UPLOAD_STREAMS,
+        metavar="N",
+        help=f"upload over this many streams at once (default {UPLOAD_STREAMS}; 1 sends one at a time)",
+    )
     p.add_argument(
         "--expire-after-days",
         type=_days,
