@@ -18,6 +18,7 @@ from sluice import messaging
 from sluice.clients import aio_channel, scheduler_stub, staging_stub, user_metadata
 from sluice.config import Settings
 from sluice.v1 import common_pb2, scheduler_pb2, staging_pb2, tasks_pb2
+from sluice.webhooks import DeliveryPolicy
 from sluice_scheduler.coordinator import SchedulerOptions
 from sluice_scheduler.service import RunningScheduler
 from sluice_scheduler.service import start as start_scheduler
@@ -35,6 +36,9 @@ WORKFLOW = (
 )
 GPU = common_pb2.MACHINE_TYPE_GPU
 IMAGES = 7
+
+LOOPBACK_WEBHOOKS = DeliveryPolicy(private_addresses=True)
+"""The tests' webhook receivers listen on loopback."""
 
 
 @dataclasses.dataclass
@@ -62,15 +66,21 @@ class Mesh:
 
     async def restart_scheduler(self) -> None:
         await self.scheduler.stop()
-        self.scheduler = await start_scheduler(self.settings, "127.0.0.1:0", SchedulerOptions(task_size=3))
+        self.scheduler = await start_scheduler(
+            self.settings, "127.0.0.1:0", SchedulerOptions(task_size=3, webhooks=LOOPBACK_WEBHOOKS)
+        )
 
 
 @pytest.fixture
 async def mesh(settings: Settings, api_keys: Any) -> AsyncIterator[Mesh]:
     clock = MovableClock()
-    staging = await start_staging(settings, "127.0.0.1:0", StagingOptions(clock=clock))
+    staging = await start_staging(
+        settings, "127.0.0.1:0", StagingOptions(clock=clock, webhooks=LOOPBACK_WEBHOOKS)
+    )
     settings = dataclasses.replace(settings, staging_address=f"127.0.0.1:{staging.port}")
-    scheduler = await start_scheduler(settings, "127.0.0.1:0", SchedulerOptions(task_size=3))
+    scheduler = await start_scheduler(
+        settings, "127.0.0.1:0", SchedulerOptions(task_size=3, webhooks=LOOPBACK_WEBHOOKS)
+    )
     mesh = Mesh(settings, staging, scheduler, [], api_keys[1], clock=clock)
     st = mesh.staging_stub()
     await st.CreateBatch(

@@ -201,11 +201,13 @@ def secret_references(docs: list[Manifest]) -> set[tuple[str, str | None]]:
 
 
 def settings_read() -> set[str]:
-    """Every SLUICE_* variable the library's Settings or a service reads."""
+    """Every SLUICE_* variable the library's Settings, its webhook delivery or a service reads."""
     names = set()
-    for path in [ROOT / "src" / "sluice" / "config.py", *ROOT.glob("services/*/sluice_*/**/*.py")]:
+    readers = ("config.py", "webhooks.py", "webhook_addresses.py")
+    library = [ROOT / "src" / "sluice" / name for name in readers]
+    for path in [*library, *ROOT.glob("services/*/sluice_*/**/*.py")]:
         text = path.read_text()
-        names |= {f"SLUICE_{n}" for n in re.findall(r'_env\("([A-Z_]+)"', text)}
+        names |= {f"SLUICE_{n}" for n in re.findall(r'_env(?:_seconds)?\("([A-Z_]+)"', text)}
         names |= set(re.findall(r'"(SLUICE_[A-Z_]+)"', text))
     return names
 

@@ -20,7 +20,7 @@ import cv2
 import grpc
 import pytest
 
-from sluice import auth_schema, db, webhooks
+from sluice import auth_schema, db, webhook_addresses, webhooks
 from sluice.errors import InvalidArgument
 from sluice.v1 import common_pb2, events_pb2, scheduler_pb2, staging_pb2
 from sluice.workspaces import webhook_secret
@@ -260,7 +260,10 @@ async def deliver_until(
     return attempts
 
 
-FAST = webhooks.DeliveryPolicy(timeout_s=2.0, first_backoff_s=0.1, max_backoff_s=0.3, poll_s=0.1)
+# The receivers are on loopback, which a policy denies unless it allows private addresses.
+FAST = webhooks.DeliveryPolicy(
+    timeout_s=2.0, first_backoff_s=0.1, max_backoff_s=0.3, poll_s=0.1, private_addresses=True
+)
 
 
 async def test_the_outbox_keeps_order_per_batch_retries_and_runs_batches_in_parallel(
@@ -324,7 +327,12 @@ async def test_an_event_is_given_up_after_its_time_and_the_next_goes_on(
     await table.add(an_event("a", 0), "batch_ingested", receiver.url, "a")
     await table.add(an_event("a", 1), "batch_ingested", receiver.url, "a")
     policy = webhooks.DeliveryPolicy(
-        timeout_s=2, first_backoff_s=0.1, max_backoff_s=0.2, give_up_after_s=1, poll_s=0.1
+        timeout_s=2,
+        first_backoff_s=0.1,
+        max_backoff_s=0.2,
+        give_up_after_s=1,
+        poll_s=0.1,
+        private_addresses=True,
     )
     attempts = await deliver_until(outbox, policy, lambda got: any(a.outcome.delivered for a in got))
     gave_up = [a for a in attempts if a.gave_up]
@@ -335,6 +343,94 @@ async def test_an_event_is_given_up_after_its_time_and_the_next_goes_on(
     assert [b["event_id"] for b in receiver.delivered()] == ["event-a-1"]
     row = await outbox.fetchrow("SELECT * FROM staging.webhook_outbox WHERE event_id='event-a-0'")
     assert row["given_up_at"] is not None and row["delivered_at"] is None
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",  # a cloud's metadata service
+        "100.64.0.1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "224.0.0.1",
+        "::1",
+        "::",
+        "fe80::1%eth0",
+        "fc00::1",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+        "ff02::1",
+    ],
+)
+def test_addresses_that_are_not_public_are_refused(address: str) -> None:
+    assert not webhook_addresses.is_public(address)
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
+def test_public_addresses_are_allowed(address: str) -> None:
+    assert webhook_addresses.is_public(address)
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("https://127.0.0.1:9/hook?token=t", "127.0.0.1"),  # refused before TLS
+        ("http://[::1]:9/hook", "::1"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254"),
+    ],
+)
+def test_post_sends_nothing_to_an_address_that_is_not_public(url: str, address: str) -> None:
+    outcome = webhooks.post(url, b"{}", {}, timeout_s=1.0)
+    assert not outcome.delivered and outcome.final
+    assert outcome.detail.startswith(
+        f"not sent: {address} resolves to {address}, which is not a public address"
+    )
+    assert "token" not in outcome.detail
+
+
+def test_the_private_addresses_setting_is_deny_allow_or_refused() -> None:
+    env = webhook_addresses.PRIVATE_ADDRESSES_ENV
+    assert webhook_addresses.private_addresses_allowed({}) is False
+    assert webhook_addresses.private_addresses_allowed({env: "deny"}) is False
+    assert webhook_addresses.private_addresses_allowed({env: "allow"}) is True
+    with pytest.raises(SystemExit, match=f"{env} must be 'deny' or 'allow', not 'yes'"):
+        webhook_addresses.private_addresses_allowed({env: "yes"})
+
+
+async def test_a_url_that_reaches_a_private_address_is_given_up_at_once_and_nothing_is_sent(
+    outbox: asyncpg.Pool, receiver: Receiver
+) -> None:
+    table = webhooks.OutboxTable(outbox, "staging.webhook_outbox", "batch_id")
+    by_name = receiver.url.replace("127.0.0.1", "localhost")
+    await table.add(an_event("p", 0), "batch_ingested", receiver.url, "p")
+    await table.add(an_event("p", 1), "batch_ingested", by_name, "p")
+    deny = webhooks.DeliveryPolicy(timeout_s=2.0, first_backoff_s=0.1, max_backoff_s=0.3, poll_s=0.1)
+    attempts = await deliver_until(outbox, deny, lambda got: len(got) == 2)
+    await asyncio.sleep(0.5)  # no retry comes after
+    assert receiver.got == []
+    assert [(a.number, a.gave_up, a.outcome.delivered) for a in attempts] == [(1, True, False)] * 2
+    lines = [webhooks.attempt_line(a) for a in attempts]
+    assert lines[0] == (
+        "webhook batch_ingested attempt 1: not sent: 127.0.0.1 resolves to 127.0.0.1, which is not a"
+        " public address (SLUICE_WEBHOOK_PRIVATE_ADDRESSES=allow lets webhooks reach private addresses);"
+        " giving up after 1 attempt"
+    )
+    assert "not sent: localhost resolves to " in lines[1] and "token" not in lines[1]
+    rows = await outbox.fetch("SELECT * FROM staging.webhook_outbox WHERE batch_id='p' ORDER BY id")
+    assert [(r["attempts"], r["delivered_at"], r["given_up_at"] is not None) for r in rows] == [
+        (1, None, True)
+    ] * 2
+
+    allow = webhooks.DeliveryPolicy(
+        timeout_s=2.0, first_backoff_s=0.1, max_backoff_s=0.3, poll_s=0.1, private_addresses=True
+    )
+    await table.add(an_event("p", 2), "batch_ingested", by_name, "p")
+    await deliver_until(outbox, allow, lambda got: any(a.outcome.delivered for a in got))
+    assert [b["event_id"] for b in receiver.delivered()] == ["event-p-2"]
 
 
 # The whole local stack

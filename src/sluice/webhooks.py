@@ -8,7 +8,9 @@ is JSON (`event_body`); headers `Sluice-Timestamp` (unix seconds), `Sluice-Signa
 Delivery goes through an outbox table per service (`OutboxTable`): a row is written where the
 event is published, and `Deliverer` POSTs the rows, in order per job or batch (the next waits
 until the previous one is delivered or given up), different jobs in parallel, retrying any
-non-2xx answer, timeout or connection error with a backoff (1 s doubling to 30 s) for 24 h.
+non-2xx answer, timeout or connection error with a backoff (1 s doubling to 30 s) for 24 h; a
+host that is not a public address is given up at once unless private addresses are allowed
+(sluice.webhook_addresses).
 Rows are durable, so a restart loses nothing; each attempt is handed to the service to record.
 """
 
@@ -34,6 +36,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from sluice.v1 import events_pb2
+from sluice.webhook_addresses import ForbiddenAddress, private_addresses_allowed, public_only_handlers
 
 # The URL rules live apart (the CLI and the dashboard need them without asyncpg); kept here too.
 from sluice.webhook_urls import MAX_URL_LENGTH as MAX_URL_LENGTH
@@ -161,14 +164,19 @@ class DeliveryPolicy:
     give_up_after_s: float = 24 * 3600.0
     poll_s: float = 1.0
     concurrency: int = 16
+    private_addresses: bool = False
+    """Whether a URL may reach loopback, private, link-local or other non-public addresses
+    (sluice.webhook_addresses)."""
 
     @classmethod
     def from_env(cls) -> DeliveryPolicy:
-        """SLUICE_WEBHOOK_TIMEOUT_S, SLUICE_WEBHOOK_MAX_BACKOFF_S, SLUICE_WEBHOOK_GIVE_UP_AFTER_S."""
+        """SLUICE_WEBHOOK_TIMEOUT_S, SLUICE_WEBHOOK_MAX_BACKOFF_S, SLUICE_WEBHOOK_GIVE_UP_AFTER_S,
+        SLUICE_WEBHOOK_PRIVATE_ADDRESSES."""
         return cls(
             timeout_s=_env_seconds("WEBHOOK_TIMEOUT_S", cls.timeout_s),
             max_backoff_s=_env_seconds("WEBHOOK_MAX_BACKOFF_S", cls.max_backoff_s),
             give_up_after_s=_env_seconds("WEBHOOK_GIVE_UP_AFTER_S", cls.give_up_after_s),
+            private_addresses=private_addresses_allowed(),
         )
 
     def backoff_s(self, failed_attempts: int) -> float:
@@ -187,6 +195,8 @@ class Outcome:
     delivered: bool
     detail: str
     """"HTTP 200", "HTTP 500", "timed out after 10 s", "connection refused", ..."""
+    final: bool = False
+    """A failure no retry mends (the host is not a public address): given up at once."""
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -212,10 +222,15 @@ def _reason(error: BaseException) -> str:
     return f"connection failed ({type(error).__name__})"
 
 
-def post(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float) -> Outcome:
-    """POST once (blocking); delivered when the answer is 2xx. The detail never holds the URL."""
+def post(
+    url: str, body: bytes, headers: Mapping[str, str], timeout_s: float, private_addresses: bool = False
+) -> Outcome:
+    """POST once (blocking); delivered when the answer is 2xx. Unless `private_addresses`, only
+    to public addresses (a host that resolves to another is a final failure). The detail never
+    holds the URL's path or query."""
     request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
-    opener = urllib.request.build_opener(_NoRedirects())
+    guard = [] if private_addresses else public_only_handlers()
+    opener = urllib.request.build_opener(_NoRedirects(), *guard)
     try:
         with opener.open(request, timeout=timeout_s) as response:
             status = int(response.status)  # the body is not read: a trickling one holds no thread
@@ -225,8 +240,12 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float) ->
         return Outcome(False, f"HTTP {error.code}")
     except urllib.error.URLError as error:
         reason = error.reason if isinstance(error.reason, BaseException) else None
+        if isinstance(reason, ForbiddenAddress):
+            return Outcome(False, f"not sent: {reason}", final=True)
         text = _reason(reason) if reason is not None else "connection failed"
         return Outcome(False, f"{text} after {timeout_s:g} s" if text == "timed out" else text)
+    except ForbiddenAddress as error:
+        return Outcome(False, f"not sent: {error}", final=True)
     except (OSError, http.client.HTTPException) as error:
         text = _reason(error)
         return Outcome(False, f"{text} after {timeout_s:g} s" if text == "timed out" else text)
@@ -443,7 +462,8 @@ class Deliverer:
         headers = signed_headers(secret, body, row.event.event_id)
         loop = asyncio.get_running_loop()
         timeout = self._policy.timeout_s
-        future = loop.run_in_executor(self._executor, post, row.url, body, headers, timeout)
+        private = self._policy.private_addresses
+        future = loop.run_in_executor(self._executor, post, row.url, body, headers, timeout, private)
         try:
             # urllib's timeout is per socket operation; a slow trickle is cut off here
             return await asyncio.wait_for(future, timeout + 2.0)
@@ -454,7 +474,7 @@ class Deliverer:
         if outcome.delivered:
             return Attempt(row, number, outcome, None)
         age = (datetime.now(UTC) - row.created_at).total_seconds()
-        if age >= self._policy.give_up_after_s:
+        if outcome.final or age >= self._policy.give_up_after_s:
             return Attempt(row, number, outcome, None, gave_up=True)
         return Attempt(row, number, outcome, self._policy.backoff_s(number))
 
@@ -465,5 +485,6 @@ def attempt_line(attempt: Attempt) -> str:
     if attempt.outcome.delivered:
         return f"{head}: delivered ({attempt.outcome.detail})"
     if attempt.gave_up:
-        return f"{head}: {attempt.outcome.detail}; giving up after {attempt.number} attempts"
+        attempts = f"{attempt.number} attempt{'' if attempt.number == 1 else 's'}"
+        return f"{head}: {attempt.outcome.detail}; giving up after {attempts}"
     return f"{head}: {attempt.outcome.detail}, retrying in {attempt.retry_in_s:g} s"

@@ -67,6 +67,7 @@ from sluice.stack.state import (
     prepare_state_dir,
     write_credentials,
 )
+from sluice.webhook_addresses import PRIVATE_ADDRESSES_ENV
 
 __all__ = ["StackStatus", "down", "locked", "start_part", "status", "up"]
 
@@ -223,6 +224,9 @@ def service_launch(layout: Layout, stack: StackFile, name: str) -> tuple[list[st
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
     else:
         settings_env, inherited = _settings(layout, stack).to_env(), dict(os.environ)
+        # A laptop's webhook receivers are usually on localhost: the local stack lets webhooks
+        # reach private addresses unless the environment of `up` says otherwise.
+        inherited.setdefault(PRIVATE_ADDRESSES_ENV, "allow")
     env = {**inherited, **settings_env, "PYTHONUNBUFFERED": "1"}
     return cmd, env, _digest(cmd, settings_env)
 
