@@ -207,7 +207,7 @@ def settings_read() -> set[str]:
     library = [ROOT / "src" / "sluice" / name for name in readers]
     for path in [*library, *ROOT.glob("services/*/sluice_*/**/*.py")]:
         text = path.read_text()
-        names |= {f"SLUICE_{n}" for n in re.findall(r'_env(?:_seconds)?\("([A-Z_]+)"', text)}
+        names |= {f"SLUICE_{n}" for n in re.findall(r'_env(?:_seconds|_days)?\("([A-Z_]+)"', text)}
         names |= set(re.findall(r'"(SLUICE_[A-Z_]+)"', text))
     return names
 

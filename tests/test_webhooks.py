@@ -4,6 +4,7 @@ local stack POSTing a job's and a batch's events (docs/webhooks.md)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -343,6 +344,58 @@ async def test_an_event_is_given_up_after_its_time_and_the_next_goes_on(
     assert [b["event_id"] for b in receiver.delivered()] == ["event-a-1"]
     row = await outbox.fetchrow("SELECT * FROM staging.webhook_outbox WHERE event_id='event-a-0'")
     assert row["given_up_at"] is not None and row["delivered_at"] is None
+
+
+async def test_rows_delivered_or_given_up_long_ago_are_deleted_and_the_rest_kept(
+    outbox: asyncpg.Pool,
+) -> None:
+    table = webhooks.OutboxTable(outbox, "staging.webhook_outbox", "batch_id")
+    ages = {"delivered-old": 8, "given-up-old": 8, "delivered-new": 1, "open-old": 30}
+    for n, name in enumerate(ages):
+        await table.add(an_event(name, n), "batch_ingested", "https://hooks.example.com/x", name)
+    for name, days in ages.items():
+        column = {"delivered": "delivered_at", "given": "given_up_at"}.get(name.split("-")[0])
+        when = f"now() - make_interval(days => {days})"
+        assigned = f"created_at = {when}" + (f", {column} = {when}" if column else "")
+        # the open row is never due: no attempt is made while the deliverer runs below
+        await outbox.execute(
+            f"UPDATE staging.webhook_outbox SET {assigned}, next_attempt_at = now() + interval '1 day' "
+            "WHERE batch_id = $1",
+            name,
+        )
+    policy = dataclasses.replace(FAST, keep_s=7 * 86400.0)
+    stop = asyncio.Event()
+    deliverer = webhooks.Deliverer(table, lambda w: webhook_secret(outbox, w), policy, record_nothing, "test")
+    running = asyncio.create_task(deliverer.run(stop))  # prunes as it starts
+    for _ in range(50):
+        left = {r["batch_id"] for r in await outbox.fetch("SELECT batch_id FROM staging.webhook_outbox")}
+        if len(left) < len(ages):
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await running
+    assert left == {"delivered-new", "open-old"}
+    assert await table.prune(0.5 * 86400.0) == 1  # now the day-old delivered row too
+    assert {r["batch_id"] for r in await outbox.fetch("SELECT batch_id FROM staging.webhook_outbox")} == {
+        "open-old"
+    }
+
+
+async def record_nothing(attempt: webhooks.Attempt) -> None:
+    raise AssertionError(f"no attempt was due: {attempt}")
+
+
+def test_the_outbox_keeps_rows_seven_days_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SLUICE_WEBHOOK_KEEP_DAYS", raising=False)
+    assert webhooks.DeliveryPolicy.from_env().keep_s == 7 * 86400.0
+    monkeypatch.setenv("SLUICE_WEBHOOK_KEEP_DAYS", "0.5")
+    assert webhooks.DeliveryPolicy.from_env().keep_s == 43200.0
+    for bad in ("0", "-1", "nan", "inf", "week"):
+        monkeypatch.setenv("SLUICE_WEBHOOK_KEEP_DAYS", bad)
+        with pytest.raises(
+            SystemExit, match=f"SLUICE_WEBHOOK_KEEP_DAYS must be a positive number of days, not '{bad}'"
+        ):
+            webhooks.DeliveryPolicy.from_env()
 
 
 @pytest.mark.parametrize(

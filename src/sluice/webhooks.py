@@ -12,6 +12,7 @@ non-2xx answer, timeout or connection error with a backoff (1 s doubling to 30 s
 host that is not a public address is given up at once unless private addresses are allowed
 (sluice.webhook_addresses).
 Rows are durable, so a restart loses nothing; each attempt is handed to the service to record.
+Rows delivered or given up are deleted after `DeliveryPolicy.keep_s` (7 days by default).
 """
 
 from __future__ import annotations
@@ -141,17 +142,26 @@ def verify(
 # Delivery policy and one POST
 
 
-def _env_seconds(name: str, default: float) -> float:
+def _env_positive(name: str, default: float, unit: str) -> float:
     value = os.environ.get(f"SLUICE_{name}", "")
     if not value:
         return default
     try:
-        seconds = float(value)
+        number = float(value)
     except ValueError:
-        seconds = -1.0
-    if seconds <= 0:
-        raise SystemExit(f"SLUICE_{name} must be a positive number of seconds, not {value!r}")
-    return seconds
+        number = -1.0
+    if not number > 0 or number == float("inf"):
+        raise SystemExit(f"SLUICE_{name} must be a positive number of {unit}, not {value!r}")
+    return number
+
+
+def _env_seconds(name: str, default: float) -> float:
+    return _env_positive(name, default, "seconds")
+
+
+def _env_days(name: str, default_s: float) -> float:
+    """SLUICE_<name> in days, as seconds."""
+    return _env_positive(name, default_s / 86400.0, "days") * 86400.0
 
 
 @dataclass(frozen=True)
@@ -167,16 +177,20 @@ class DeliveryPolicy:
     private_addresses: bool = False
     """Whether a URL may reach loopback, private, link-local or other non-public addresses
     (sluice.webhook_addresses)."""
+    keep_s: float = 7 * 86400.0
+    """How long a delivered or given-up row stays in the outbox (then it is deleted)."""
+    prune_every_s: float = 3600.0
 
     @classmethod
     def from_env(cls) -> DeliveryPolicy:
         """SLUICE_WEBHOOK_TIMEOUT_S, SLUICE_WEBHOOK_MAX_BACKOFF_S, SLUICE_WEBHOOK_GIVE_UP_AFTER_S,
-        SLUICE_WEBHOOK_PRIVATE_ADDRESSES."""
+        SLUICE_WEBHOOK_PRIVATE_ADDRESSES, SLUICE_WEBHOOK_KEEP_DAYS."""
         return cls(
             timeout_s=_env_seconds("WEBHOOK_TIMEOUT_S", cls.timeout_s),
             max_backoff_s=_env_seconds("WEBHOOK_MAX_BACKOFF_S", cls.max_backoff_s),
             give_up_after_s=_env_seconds("WEBHOOK_GIVE_UP_AFTER_S", cls.give_up_after_s),
             private_addresses=private_addresses_allowed(),
+            keep_s=_env_days("WEBHOOK_KEEP_DAYS", cls.keep_s),
         )
 
     def backoff_s(self, failed_attempts: int) -> float:
@@ -356,6 +370,15 @@ class OutboxTable:
             attempt.retry_in_s or 0.0,
         )
 
+    async def prune(self, keep_s: float) -> int:
+        """Delete the rows delivered or given up more than `keep_s` ago; how many went."""
+        status = await self.pool.execute(
+            f"DELETE FROM {self._table} "
+            "WHERE coalesce(delivered_at, given_up_at) < now() - make_interval(secs => $1)",
+            keep_s,
+        )
+        return int(status.split()[-1])
+
 
 SecretLookup = Callable[[str], Awaitable[str]]
 AttemptRecorder = Callable[[Attempt], Awaitable[None]]
@@ -391,9 +414,14 @@ class Deliverer:
 
         self._executor = ThreadPoolExecutor(self._policy.concurrency, thread_name_prefix=self._name)
         outage = QuietFailures(log, f"{self._name} outbox")
+        loop = asyncio.get_running_loop()
+        prune_at = loop.time()
         try:
             while not stop.is_set():
                 self._wake.clear()
+                if loop.time() >= prune_at:
+                    prune_at = loop.time() + self._policy.prune_every_s
+                    await self._prune()
                 free = self._policy.concurrency - len(self._in_flight)
                 if free > 0:
                     try:
@@ -411,6 +439,15 @@ class Deliverer:
         finally:
             await self._stop_deliveries()
             self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _prune(self) -> None:
+        try:
+            pruned = await self.table.prune(self._policy.keep_s)
+        except (OSError, asyncpg.PostgresError) as error:  # tried again at the next prune
+            log.warning("%s outbox: cannot delete old rows: %s", self._name, error)
+            return
+        if pruned:
+            log.info("%s outbox: deleted %d rows delivered or given up long ago", self._name, pruned)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._in_flight.pop(task, None)
