@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 
 import cv2
@@ -255,6 +256,16 @@ async def test_a_late_subscriber_replays_a_finished_job_in_order(
     ]
     followed = await asyncio.to_thread(follow, state, keys[A], "a-job")  # ended: it returns at once
     assert followed == lines
+
+    # --since: from the middle of the job on, as a time; as "how long ago"; after its end
+    middle = replayed[len(replayed) // 2].time.ToDatetime(tzinfo=UTC)
+    later = [e for e in replayed if e.time.ToDatetime(tzinfo=UTC) >= middle]
+    assert 0 < len(later) < len(replayed)
+    since = as_key(state, keys[A], "events", "--job-id", "a-job", "--since", middle.isoformat())
+    assert since.stdout.splitlines() == lines[-len(later) :]
+    assert as_key(state, keys[A], "events", "--job-id", "a-job", "--since", "1d").stdout.splitlines() == lines
+    after = as_key(state, keys[A], "events", "--job-id", "a-job", "--since", "2100-01-01", "--follow")
+    assert after.stdout.strip() == "no events"
     if subscriber.nc is not None:
         await subscriber.nc.close()
 

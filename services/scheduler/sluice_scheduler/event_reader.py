@@ -16,7 +16,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import nats.errors
 from google.protobuf.message import DecodeError
@@ -125,10 +125,13 @@ async def job_events(
     *,
     follow: bool,
     job_finished: Callable[[], Awaitable[bool]],
+    since: datetime | None = None,
 ) -> AsyncIterator[events_pb2.Event]:
-    """The events of `workspace`'s job `job_id`, oldest first; see the module's docstring."""
+    """The events of `workspace`'s job `job_id`, oldest first; see the module's docstring. With
+    `since`, only those whose time is at or after it (the stream is read from a minute before)."""
     await messaging.ready_events_stream(js, workspace)
-    cursor = _Cursor(js, workspace, created_at - START_MARGIN)
+    start = max(created_at, since) if since is not None else created_at
+    cursor = _Cursor(js, workspace, start - START_MARGIN)
     try:
         await cursor.open()
         ended_last = False  # the last event of the job was a terminal one
@@ -140,7 +143,8 @@ async def job_events(
                 if event is not None:
                     ended_last = event.type in TERMINAL_EVENTS
                     quiet_since = time.monotonic()
-                    yield event
+                    if since is None or event.time.ToDatetime(tzinfo=UTC) >= since:
+                        yield event
             if not follow or cursor.pending:
                 continue
             quiet_s = time.monotonic() - quiet_since

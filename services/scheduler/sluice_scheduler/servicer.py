@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import grpc
 
@@ -129,6 +130,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             job["created_at"],
             follow=request.follow,
             job_finished=finished,
+            since=_since(request),
         )
         async for event in events:
             yield event
@@ -143,3 +145,13 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         tasks = await self.coordinator.tasks.notable(workspace, job_id) if with_tasks else []
         notice = self.coordinator.notice(row["state"], current)
         return convert.job(row, stages, notice, machine_seconds, tasks, usage=used)
+
+
+def _since(request: scheduler_pb2.ListEventsRequest) -> datetime | None:
+    """ListEventsRequest.since as a time; None when unset."""
+    if not request.HasField("since"):
+        return None
+    try:
+        return request.since.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgument("since is not a valid time") from None

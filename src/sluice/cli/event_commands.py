@@ -1,11 +1,13 @@
-"""`sluice events --job-id J [--follow]`: a job's events, one line each, oldest first."""
+"""`sluice events --job-id J [--follow] [--since T]`: a job's events, one line each, oldest first."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 from sluice.cli.commands import command_help
@@ -15,6 +17,23 @@ from sluice.ids import validate_id
 from sluice.v1 import events_pb2, scheduler_pb2
 
 _PREFIX = "EVENT_TYPE_"
+_AGO = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def since_time(text: str, now: datetime | None = None) -> datetime:
+    """--since: a time (ISO 8601; UTC when it names no zone) or how long ago ("90s", "10m", "2h",
+    "1d")."""
+    ago = _AGO.fullmatch(text.strip())
+    if ago:
+        return (now or datetime.now(UTC)) - timedelta(seconds=float(ago[1]) * _UNIT_S[ago[2]])
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a time such as 2026-12-01T09:30:00Z or how long ago such as 10m, 2h or 1d, not {text!r}"
+        ) from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def kind(event: events_pb2.Event) -> str:
@@ -61,6 +80,8 @@ def print_event_documents(events: Iterable[events_pb2.Event], out: TextIO) -> in
 def events(args: argparse.Namespace) -> int:
     conn = connection(args)
     request = scheduler_pb2.ListEventsRequest(job_id=validate_id(args.job_id, "job id"), follow=args.follow)
+    if args.since is not None:
+        request.since.FromDatetime(args.since)
     stream = conn.scheduler().ListEvents(request, metadata=conn.metadata)
     if wants_json(args) and args.follow:
         print_event_documents(stream, sys.stdout)
@@ -89,6 +110,13 @@ def register(group: argparse._SubParsersAction, parents: list[argparse.ArgumentP
         action="store_true",
         help="keep printing new events until the job ends (Ctrl-C stops); with --output json, "
         "one JSON object per line",
+    )
+    p.add_argument(
+        "--since",
+        type=since_time,
+        metavar="TIME",
+        help="only events at or after this time: ISO 8601 (UTC unless it says), or how long ago: "
+        "90s, 10m, 2h, 1d",
     )
     add_output_option(p)
     p.set_defaults(func=events)

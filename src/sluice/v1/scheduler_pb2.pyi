@@ -352,12 +352,14 @@ class GetUsageResponse(_message.Message):
     def __init__(self, rows: _Optional[_Iterable[_Union[UsageRow, _Mapping]]] = ..., total: _Optional[_Union[Usage, _Mapping]] = ..., workspace: _Optional[str] = ...) -> None: ...
 
 class ListEventsRequest(_message.Message):
-    __slots__ = ("job_id", "follow")
+    __slots__ = ("job_id", "follow", "since")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     follow: bool
-    def __init__(self, job_id: _Optional[str] = ..., follow: _Optional[bool] = ...) -> None: ...
+    since: _timestamp_pb2.Timestamp
+    def __init__(self, job_id: _Optional[str] = ..., follow: _Optional[bool] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "states")
