@@ -32,7 +32,7 @@ def test_since_takes_a_time_or_how_long_ago(text: str, expected: datetime) -> No
     assert since_time(text, NOW) == expected
 
 
-@pytest.mark.parametrize("text", ["yesterday", "10 minutes", "-5m", "2026-13-01"])
+@pytest.mark.parametrize("text", ["yesterday", "10 minutes", "-5m", "2026-13-01", "999999999d"])
 def test_since_refuses_anything_else_clearly(text: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["events", "--job-id", "j", f"--since={text}"])

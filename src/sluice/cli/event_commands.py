@@ -25,11 +25,11 @@ def since_time(text: str, now: datetime | None = None) -> datetime:
     """--since: a time (ISO 8601; UTC when it names no zone) or how long ago ("90s", "10m", "2h",
     "1d")."""
     ago = _AGO.fullmatch(text.strip())
-    if ago:
-        return (now or datetime.now(UTC)) - timedelta(seconds=float(ago[1]) * _UNIT_S[ago[2]])
     try:
+        if ago:
+            return (now or datetime.now(UTC)) - timedelta(seconds=float(ago[1]) * _UNIT_S[ago[2]])
         when = datetime.fromisoformat(text.strip())
-    except ValueError:
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(
             f"must be a time such as 2026-12-01T09:30:00Z or how long ago such as 10m, 2h or 1d, not {text!r}"
         ) from None
