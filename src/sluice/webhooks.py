@@ -258,8 +258,6 @@ def post(
             return Outcome(False, f"not sent: {reason}", final=True)
         text = _reason(reason) if reason is not None else "connection failed"
         return Outcome(False, f"{text} after {timeout_s:g} s" if text == "timed out" else text)
-    except ForbiddenAddress as error:
-        return Outcome(False, f"not sent: {error}", final=True)
     except (OSError, http.client.HTTPException) as error:
         text = _reason(error)
         return Outcome(False, f"{text} after {timeout_s:g} s" if text == "timed out" else text)
