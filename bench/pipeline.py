@@ -119,7 +119,8 @@ class Results:
 class Plan:
     workers: int
     cpus: int
-    worker_batch: int
+    worker_batch: str
+    """The worker's default batch size, as it says it (WorkerOptions.describe_batch)."""
     ray_batch: int
     ray_threads: int
     settings: list[WorkerSetting]
@@ -404,7 +405,7 @@ def _print(results: Results, workflows: dict[str, BenchWorkflow], plan: Plan) ->
         print(
             f"sluice up (not timed above): {results.up_s:.1f} s; worker: {plan.workers} slots, "
             f"ORT threads its own choice ({plan.cpus} usable CPUs // {plan.workers} slots = {threads}), "
-            f"batch {plan.worker_batch}"
+            f"{plan.worker_batch}"
         )
     for note in results.notes:
         print(note)
@@ -434,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan(
         workers=args.workers_per_machine,
         cpus=cpus,
-        worker_batch=worker.batch_size,
+        worker_batch=worker.describe_batch(),
         ray_batch=args.ray_batch_size or worker.batch_size,
         ray_threads=args.ray_threads or max(1, cpus // args.workers_per_machine),
         settings=settings,

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from sluice_scheduler.dispatcher import share
+from sluice_scheduler.dispatcher import QUEUE_AHEAD_UNDER_S, queue_room, share
 from sluice_scheduler.task_records import Candidate
 from sluice_worker.processing import TaskOutcome
 from sluice_worker.reporting import StoppedJobs, summarise_errors
 
 
-def job(name: str, pending: int, priority: int = 0, parallel: int = 0, per_worker: int = 0) -> Candidate:
-    return Candidate("ws", name, f"uid-{name}", "running", priority, parallel, per_worker, pending)
+def job(
+    name: str,
+    pending: int,
+    priority: int = 0,
+    parallel: int = 0,
+    per_worker: int = 0,
+    task_s: float | None = None,
+) -> Candidate:
+    return Candidate("ws", name, f"uid-{name}", "running", priority, parallel, per_worker, pending, task_s)
 
 
 @pytest.mark.parametrize(
@@ -36,6 +43,30 @@ def test_free_slots_are_shared(
 ) -> None:
     granted = share(free, jobs, {("ws", k): v for k, v in in_flight.items()}, workers)
     assert {job_id: n for (_, job_id), n in granted.items()} == expected
+
+
+SHORT = QUEUE_AHEAD_UNDER_S / 10
+LONG = QUEUE_AHEAD_UNDER_S * 10
+
+
+@pytest.mark.parametrize(
+    ("slots", "in_flight", "jobs", "room"),
+    [
+        # Every waiting job runs short tasks: one more per slot may wait in the queue.
+        (4, 0, [job("a", 9, task_s=SHORT)], 8),
+        (4, 6, [job("a", 9, task_s=SHORT), job("b", 9, task_s=SHORT)], 2),
+        # A job not measured yet, or one with long tasks, keeps the queue to the slots...
+        (4, 0, [job("a", 9, task_s=SHORT), job("new", 9)], 4),
+        (4, 1, [job("a", 9, task_s=LONG)], 3),
+        # ... and while short tasks queued ahead drain, nothing more goes out.
+        (4, 7, [job("a", 9, task_s=SHORT), job("slow", 9, task_s=LONG)], -3),
+        (4, 2, [], 2),
+    ],
+)
+def test_short_tasks_queue_one_ahead_per_slot_while_no_other_job_waits(
+    slots: int, in_flight: int, jobs: list[Candidate], room: int
+) -> None:
+    assert queue_room(slots, in_flight, jobs) == room
 
 
 def test_a_stop_covers_its_attempt_and_earlier_ones() -> None:

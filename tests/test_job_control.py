@@ -88,6 +88,35 @@ async def test_jobs_share_the_slots_round_robin(mesh: Mesh, nats_client: Client)
     assert order == ["big", "small", "big", "small"], order
 
 
+async def test_short_tasks_queue_one_ahead_until_another_job_waits(mesh: Mesh, nats_client: Client) -> None:
+    """One slot. Before any task ended, one task is queued; once tasks are known to be short, a
+    second waits behind the running one, so the slot never idles for the result's round trip.
+    A new job turns that off: nothing more of the first goes out until it has had the slot."""
+    await create_job(mesh, "quick")  # 7 images in tasks of 1, 2, 3, 1
+    async with pretend_workers(nats_client, {"gpu": 1}):
+        (first,) = await take_tasks(nats_client, "gpu", "quick", 1)
+        await no_task_arrives(nats_client, "gpu")
+        await report(nats_client, first, duration_s=0.01)
+        running, queued = await take_tasks(nats_client, "gpu", "quick", 2)
+        await no_task_arrives(nats_client, "gpu")
+        await create_job(mesh, "late")
+        await report(nats_client, running, duration_s=0.01)
+        await no_task_arrives(nats_client, "gpu")  # the queued one drains first
+        await report(nats_client, queued, duration_s=0.01)
+        (task,) = await take_tasks(nats_client, "gpu", "late", 1)
+        assert task.job_id == "late"
+
+
+async def test_long_tasks_keep_the_queue_to_one_per_slot(mesh: Mesh, nats_client: Client) -> None:
+    await create_job(mesh, "steady")
+    async with pretend_workers(nats_client, {"gpu": 1}):
+        (first,) = await take_tasks(nats_client, "gpu", "steady", 1)
+        await report(nats_client, first, duration_s=5.0)  # 1 image in 5 s: tasks of about 9 s
+        (second,) = await take_tasks(nats_client, "gpu", "steady", 1)
+        await no_task_arrives(nats_client, "gpu")
+        assert second.task_id != first.task_id
+
+
 async def test_priority_goes_first(mesh: Mesh, nats_client: Client) -> None:
     await create_job(mesh, "low")
     await create_job(mesh, "high", priority=5)

@@ -15,6 +15,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
@@ -48,6 +49,7 @@ from sluice.runtime import usable_cpus
 from sluice.stack.nats_process import NatsServer
 from sluice.v1 import common_pb2, tasks_pb2
 from sluice_worker.options import WorkerOptions
+from sluice_worker.pace import BATCH_WHEN_UNDER_S, FAST_BATCH, UNBATCH_WHEN_OVER_S, Pace, WorkflowPaces
 from sluice_worker.processing import GROUP_S, MAX_GROUP, next_group_size
 from sluice_worker.worker import Worker
 from tests.model_fixtures import photo
@@ -457,6 +459,92 @@ async def test_a_slot_runs_each_batch_of_a_task_as_one_model_call(
     assert sorted(batches.values()) == [[4, 1], [4, 2]], shapes_backend.shapes
 
 
+class TimedBackend:
+    """A model of a set speed: `per_image_s` a image, scores of zeros; remembers its batch sizes."""
+
+    name = "timed"
+
+    def __init__(self, per_image_s: float) -> None:
+        self.per_image_s = per_image_s
+        self.batches: list[int] = []
+
+    def run(self, spec: ModelSpec, batch: np.ndarray) -> list[np.ndarray]:
+        time.sleep(self.per_image_s * len(batch))
+        self.batches.append(len(batch))
+        return [np.zeros((len(batch), len(spec.class_names)), np.float32)]
+
+
+def _orientation_workflow(salt: str) -> str:
+    """One classification step on the built-in orientation model; `salt` makes its text (and so
+    its compiled form) this test's own."""
+    return json.dumps(
+        {
+            "version": "1.0",
+            "inputs": [{"type": "WorkflowImage", "name": "image"}],
+            "steps": [
+                {
+                    "type": "sluice/classification_model@v1",
+                    "name": f"orientation_{salt}",
+                    "image": "$inputs.image",
+                    "model_id": "sluice/orientation",
+                }
+            ],
+            "outputs": [
+                {
+                    "type": "JsonField",
+                    "name": "predictions",
+                    "selector": f"$steps.orientation_{salt}.predictions",
+                }
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("per_image_s", "second_task"),
+    [(0.0, [8, 8, 4]), (0.005, [1] * 20)],
+    ids=["near-free model: 8 a call", "5 ms an image: 1 a call"],
+)
+async def test_the_default_batch_follows_how_long_a_workflows_images_take(
+    worker_settings: Settings,
+    nats_js: tuple[Client, JetStreamContext],
+    batch_urls: tuple[str, str],
+    per_image_s: float,
+    second_task: list[int],
+) -> None:
+    """With no --batch-size a cpu worker runs a workflow's first task one image per call; a
+    workflow whose images took under 2 ms each then runs eight a call, a slower one stays at one.
+    The records are the same either way: one per image, every one ok."""
+    nc, js = nats_js
+    input_url, output_url = batch_urls
+    job = _job()
+    names = [f"{job}/{i:02d}.png" for i in range(20)]
+    for name in names:
+        storage.write_bytes(input_url, name, _encode(photo("coffee.png")[:64, :64], ".png"))
+    workflow = _orientation_workflow(job.replace("-", "_"))
+    tasks = [
+        _task(input_url, output_url, job, task_id=f"{job}-t{i}", input_names=names, workflow_json=workflow)
+        for i in range(2)
+    ]
+    previous = get_backend()
+    backend = TimedBackend(per_image_s)
+    set_backend(backend)
+    try:
+        async with Results(nc, job) as results, running_worker(worker_settings, slots=1) as worker:
+            assert worker.options.adaptive_batch
+            done = []
+            for task in tasks:
+                await js.publish(task_subject("cpu", job), task.SerializeToString())
+                done.append(await results.next())
+    finally:
+        set_backend(previous)
+    assert [(r.ok, r.items_done, r.items_failed) for r in done] == [(True, 20, 0)] * 2
+    assert backend.batches[:20] == [1] * 20 and backend.batches[20:] == second_task
+    for task in tasks:
+        records = _records(output_url, task.task_id)
+        assert [r["image"] for r in records] == names and all(r["status"] == "ok" for r in records)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -530,3 +618,19 @@ def test_groups_grow_for_light_models_and_stay_one_batch_for_heavy_ones() -> Non
     assert all(size % 8 == 0 for size in sizes)
     assert next_group_size(64, 1, elapsed_s=64 * 0.001) == int(GROUP_S / 0.001)  # 1 ms an image: 50
     assert next_group_size(3, 5, elapsed_s=0.0) == 5  # at least one batch
+
+
+def test_a_workflow_near_the_threshold_keeps_its_batch_and_a_given_batch_is_kept() -> None:
+    """Batched for being fast, a workflow goes back to one image a call only past twice the
+    threshold (so it does not flip at every task); a batch size the worker was given never moves."""
+    paces = WorkflowPaces(batch_size=1, adaptive=True)
+    assert paces.get("wf") == Pace(1)
+    assert paces.learn("wf", 16, BATCH_WHEN_UNDER_S / 2).batch_size == FAST_BATCH
+    assert paces.learn("wf", 16, BATCH_WHEN_UNDER_S * 1.5).batch_size == FAST_BATCH
+    assert paces.learn("wf", 8, None) == Pace(FAST_BATCH, 8)  # no image ran: nothing learned
+    assert paces.learn("wf", 8, UNBATCH_WHEN_OVER_S * 1.5).batch_size == 1
+    assert paces.learn("wf", 8, BATCH_WHEN_UNDER_S * 1.5).batch_size == 1
+    assert paces.get("other") == Pace(1)
+    given = WorkflowPaces(batch_size=4, adaptive=False)
+    assert given.learn("wf", 4, 0.0) == Pace(4, 4)
+    assert given.learn("wf", 4, 1.0) == Pace(4, 4)

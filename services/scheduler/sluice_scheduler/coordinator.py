@@ -407,16 +407,22 @@ class Coordinator:
             )
 
     async def handle_results(self, results: list[tasks_pb2.TaskResult]) -> None:
-        """Record a group of results in one transaction, then act on what the counters say for
-        each job the group touched: advance the jobs whose stage has every task ended, ask for
-        the processing batch's early registration, and dispatch once.
+        """Record a group of results in one transaction, dispatch once, then act on what the
+        counters say for each job the group touched: advance the jobs whose stage has every task
+        ended, ask for the processing batch's early registration.
 
         Nothing after the commit raises: one job's trouble (staging away while its stage
         completes) is logged and leaves the others alone, and the stall sweep (`advance_stalled`)
-        advances that job later; the results are recorded, so they are acked.
+        advances that job later; the results are recorded, so they are acked. The freed slots
+        are filled first: a worker waits for its next task only as long as the commit and one
+        dispatch take, not also for the log lines and events of every job the group touched.
         """
         async with self._recording:
             group = await self.tasks.record_results(results)
+        try:
+            await self.dispatch()
+        except Exception as error:  # the tick dispatches again within a second
+            log.warning("cannot dispatch after recording results: %s", error)
         touched: dict[tuple[str, str], list[tuple[tasks_pb2.TaskResult, RecordedResult]]] = {}
         for result, recorded in zip(results, group.results, strict=True):
             if recorded is None:
@@ -433,10 +439,6 @@ class Coordinator:
                 log.exception(
                     "job %s of %s: acting on its results failed; the stall sweep retries", key[1], key[0]
                 )
-        try:
-            await self.dispatch()
-        except Exception as error:  # the tick dispatches again within a second
-            log.warning("cannot dispatch after recording results: %s", error)
 
     async def _after_results(
         self,

@@ -35,6 +35,9 @@ class Candidate:
     max_parallel_tasks: int
     workers_per_machine: int
     pending: int
+    task_s: float | None = None
+    """How long one of its tasks is expected to hold a slot: the stage's machine seconds per
+    ended item times its items per task; None before any item ended."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,9 @@ class TaskRecords:
         the one served longest ago (round-robin), then the oldest."""
         rows = await self.pool.fetch(
             "SELECT j.workspace, j.job_id, j.job_uid, j.state, j.priority, j.max_parallel_tasks, "
-            "j.workers_per_machine, sum(s.tasks_waiting)::bigint AS pending FROM jobs j "
+            "j.workers_per_machine, sum(s.tasks_waiting)::bigint AS pending, "
+            "sum(s.machine_s) / nullif(sum(s.items_done + s.items_failed), 0) "
+            "* sum(s.items_total) / nullif(sum(s.tasks_total), 0) AS task_s FROM jobs j "
             "JOIN stages s ON s.workspace=j.workspace AND s.job_id=j.job_id "
             "WHERE j.state IN ('queued', 'running') AND s.machine_type=$1 AND s.tasks_waiting > 0 "
             "GROUP BY j.workspace, j.job_id, j.job_uid, j.state, j.priority, j.max_parallel_tasks, "

@@ -13,7 +13,13 @@ from sluice.models.backends import InferenceBackend
 from sluice.models.backends.current import set_backend
 from sluice.models.backends.onnxruntime_backend import OnnxRuntimeBackend
 from sluice.models.backends.triton_backend import TritonBackend
-from sluice_worker.options import DEFAULT_BATCH_SIZES, MACHINE_TYPES, WorkerOptions, default_worker_id
+from sluice_worker.options import (
+    ADAPTIVE_BATCH,
+    DEFAULT_BATCH_SIZES,
+    MACHINE_TYPES,
+    WorkerOptions,
+    default_worker_id,
+)
 from sluice_worker.threads import choose_ort_threads
 from sluice_worker.worker import Worker
 
@@ -46,7 +52,10 @@ def parse_args(argv: Sequence[str] | None = None) -> WorkerOptions:
         type=int,
         default=None,
         help="images of a task per workflow run (default: "
-        + ", ".join(f"{size} on {kind}" for kind, size in DEFAULT_BATCH_SIZES.items())
+        + ", ".join(
+            f"{size} on {kind}" + (", more for a near-free workflow" if ADAPTIVE_BATCH[kind] else "")
+            for kind, size in DEFAULT_BATCH_SIZES.items()
+        )
         + ")",
     )
     args = parser.parse_args(argv)

@@ -13,12 +13,13 @@ from sluice.v1 import common_pb2
 MACHINE_TYPES = {"cpu": common_pb2.MACHINE_TYPE_CPU, "gpu": common_pb2.MACHINE_TYPE_GPU}
 
 
-# Images per workflow run when `--batch-size` is not given. cpu: `make bench` measured batch 1
-# fastest on 2 cores with one ORT thread per slot (text detector +9 %, light detector +26 % over
-# batch 8: each slot's single thread is busy either way, and one image at a time overlaps
-# decoding with the other slot's inference). gpu: 8, since a batched forward pass is what a GPU
+# Images per workflow run when `--batch-size` is not given. cpu: one to begin with, chosen per
+# workflow from how long its images take (`sluice_worker.pace`: 8 for a near-free model, 1 for
+# a real detector, as `make bench` measured). gpu: 8, since a batched forward pass is what a GPU
 # is for (not measured here: no GPU machine).
 DEFAULT_BATCH_SIZES = {"cpu": 1, "gpu": 8}
+ADAPTIVE_BATCH = {"cpu": True, "gpu": False}
+"""Machine types whose default batch size follows each workflow's time per image."""
 
 
 def default_worker_id() -> str:
@@ -44,7 +45,10 @@ class WorkerOptions:
     batch_size: int = 0
     """Images of one task per workflow run (`--batch-size`); model calls batch across them.
     0: the machine type's `DEFAULT_BATCH_SIZES`, the one place the default is set (the command
-    line and the stack take it from here)."""
+    line and the stack take it from here), adapted per workflow where `ADAPTIVE_BATCH` says so."""
+    adaptive_batch: bool = field(default=False, init=False)
+    """Whether the batch size follows each workflow's time per image (`sluice_worker.pace`):
+    set when no batch size was given, on machine types of `ADAPTIVE_BATCH`."""
     fetch_timeout_s: float = 1.0
     heartbeat_s: float = 2.0
     in_progress_s: float = messaging.IN_PROGRESS_S
@@ -59,10 +63,17 @@ class WorkerOptions:
             raise ValueError(f"machine type must be one of {', '.join(MACHINE_TYPES)}")
         if self.batch_size == 0:
             object.__setattr__(self, "batch_size", DEFAULT_BATCH_SIZES[self.machine_type])
+            object.__setattr__(self, "adaptive_batch", ADAPTIVE_BATCH[self.machine_type])
         if self.slots < 1 or self.batch_size < 1:
             raise ValueError("slots and batch size must be at least 1")
         if self.triton_url is not None and (not self.triton_url or "://" in self.triton_url):
             raise ValueError("the Triton address must be host:port")
+
+    def describe_batch(self) -> str:
+        """The batch size as a log line or the bench says it."""
+        if self.adaptive_batch:
+            return f"batch {self.batch_size}, or more for a near-free workflow"
+        return f"batch {self.batch_size}"
 
     @property
     def machine_type_enum(self) -> common_pb2.MachineType:

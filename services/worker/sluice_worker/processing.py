@@ -54,6 +54,9 @@ class TaskOutcome:
     group_size: int = 0
     """The group size the task ended on (images per thread hop); the next task of the same
     workflow starts there instead of growing again from one batch."""
+    per_image_s: float | None = None
+    """The workflow's seconds per image in this task (reading and decoding left out); None when
+    no image ran. What `sluice_worker.pace` sizes the next task's batches by."""
 
 
 @dataclass
@@ -217,6 +220,7 @@ async def run_task(
     params = task_parameters(task)
     records: list[ImageRecord] = []
     raised = decoded = failed = 0
+    workflow_s = 0.0
     stopped = False
     # Images go through in groups of whole batches, each group one thread hop, its size set by
     # how long the last took (one batch for a heavy model, many for a light one); the next
@@ -243,6 +247,7 @@ async def run_task(
                 process_group, task, workflow, loaded, batch_size, params
             )
             size = next_group_size(len(loaded), batch_size, elapsed_s)
+            workflow_s += elapsed_s
             records.extend(group)
             decoded += sum(item.image is not None for item in loaded)
             raised += sum(1 for r in group if r.error is not None and r.error.startswith(WORKFLOW_FAILED))
@@ -264,4 +269,5 @@ async def run_task(
         stopped=stopped,
         errors=tuple(r.error for r in records if r.error is not None),
         group_size=size,
+        per_image_s=workflow_s / len(records) if records else None,
     )

@@ -34,6 +34,7 @@ from sluice.v1 import tasks_pb2
 from sluice.video.tools import cuda_decoding_available
 from sluice.workflow import compile_workflow
 from sluice_worker.options import WorkerOptions
+from sluice_worker.pace import WorkflowPaces
 from sluice_worker.processing import AttemptFailed, TaskControl, TaskRejected, run_task
 from sluice_worker.reporting import (
     ERROR,
@@ -48,8 +49,6 @@ from sluice_worker.threads import choose_ort_threads
 from sluice_worker.video_task import run_video_task
 
 log = logging.getLogger(__name__)
-MAX_GROUP_SIZES_KEPT = 256
-"""Workflows whose group size a worker remembers (they are a few ints; a worker meeting more starts over)."""
 MAX_RETRY_DELAY_S = 30.0
 # How long a result publish is retried while NATS is away before the task is handed back.
 PUBLISH_PATIENCE_S = 120.0
@@ -77,8 +76,8 @@ class Worker:
         self._catalogs: dict[str, StoreCatalog] = {}
         self.stops = StoppedJobs()
         self._cuda: bool | None = None
-        self._group_sizes: dict[str, int] = {}
-        """Workflow digest -> the group size its last task ended on (processing.run_task)."""
+        self.paces = WorkflowPaces(options.batch_size, options.adaptive_batch)
+        """Per workflow, the batch and group size its next task starts at (`sluice_worker.pace`)."""
         self.ort_threads = choose_ort_threads(options.ort_threads, options.slots)
         """ONNX Runtime intra-op threads per model session (`--ort-threads`, else from the slots
         and the usable CPUs)."""
@@ -137,7 +136,11 @@ class Worker:
         heartbeat = asyncio.create_task(self._heartbeats(stop))
         slots = [asyncio.create_task(self._slot(i, sub, stop)) for i, sub in enumerate(subscriptions)]
         log.info(
-            "worker %s serving %s tasks with %d slots", options.worker_id, options.machine_type, len(slots)
+            "worker %s serving %s tasks with %d slots, %s",
+            options.worker_id,
+            options.machine_type,
+            len(slots),
+            options.describe_batch(),
         )
         await stop.wait()
         await self._finish(slots)
@@ -314,22 +317,23 @@ class Worker:
                 outcome = await run_video_task(
                     task,
                     workflow,
-                    self.options.batch_size,
+                    self.paces.get(workflow.digest).batch_size,
                     control,
                     hwaccel=await self._gpu_decoding(),
                     stream_id=f"{task.task_id}/{delivery}",
                 )
             else:
-                outcome = await run_task(
-                    task,
-                    workflow,
-                    self.options.batch_size,
-                    control,
-                    self._group_sizes.get(workflow.digest, 0),
-                )
-                if len(self._group_sizes) >= MAX_GROUP_SIZES_KEPT:
-                    self._group_sizes.clear()
-                self._group_sizes[workflow.digest] = outcome.group_size
+                pace = self.paces.get(workflow.digest)
+                outcome = await run_task(task, workflow, pace.batch_size, control, pace.group_size)
+                learned = self.paces.learn(workflow.digest, outcome.group_size, outcome.per_image_s)
+                if learned.batch_size != pace.batch_size:
+                    log.info(
+                        "workflow %s: %d images per run from now on (%.2f ms an image at %d)",
+                        workflow.digest[:12],
+                        learned.batch_size,
+                        1000 * (outcome.per_image_s or 0.0),
+                        pace.batch_size,
+                    )
         except TaskRejected as error:
             await self._reject(msg, job_uid, result, str(error), started)
             return

@@ -143,7 +143,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--worker-batch-size",
         type=int,
         default=None,
-        help="images of a task per workflow run of the worker (default: the worker's own)",
+        help="images of a task per workflow run of the worker (default: the worker's own: 1, or 8 "
+        "for a workflow whose images take under 2 ms each)",
     )
     up_parser.add_argument(
         "--machine-type", choices=("cpu", "gpu"), default="cpu", help="the worker's kind (default cpu)"
