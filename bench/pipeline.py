@@ -64,9 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--worker-settings",
-        default="1:1,1:8",
+        default="1:1,1:8,1:-",
         help="worker settings to compare, THREADS:BATCH for `sluice up --ort-threads --worker-batch-size`, "
-        "'-' for the worker's own choice, 'none' for no comparison (default 1:1,1:8)",
+        "'-' for the worker's own choice, 'none' for no comparison (default 1:1,1:8,1:-: batch 1, "
+        "batch 8, and the worker's default, which picks per workflow)",
     )
     parser.add_argument(
         "--first-result-tries", type=int, default=3, help="warm jobs timed to their first result (default 3)"
@@ -250,7 +251,7 @@ async def _mesh(
         return
     results.settings_work = [
         Work(workflows[key], f"bench-{key}", len(inputs[key]))
-        for key in ("text", "light")
+        for key in ("text", "light", "tiny")
         if key in results.jobs
     ]
     print("worker settings ...", flush=True)

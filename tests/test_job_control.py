@@ -117,6 +117,21 @@ async def test_long_tasks_keep_the_queue_to_one_per_slot(mesh: Mesh, nats_client
         assert second.task_id != first.task_id
 
 
+async def test_a_starting_scheduler_calls_the_roll_and_fills_the_slots_it_hears_of(
+    mesh: Mesh, nats_client: Client
+) -> None:
+    calls = await nats_client.subscribe(messaging.ROLL_CALL_SUBJECT)
+    await mesh.restart_scheduler()
+    await calls.next_msg(timeout=10)
+    await calls.unsubscribe()
+    await create_job(mesh, "heard")
+    await no_task_arrives(nats_client, "gpu", within_s=1.0)  # no worker known: nothing queued
+    beat = tasks_pb2.WorkerHeartbeat(worker_id="answering", slots=1)
+    await nats_client.publish(messaging.heartbeat_subject("gpu"), beat.SerializeToString())
+    (task,) = await take_tasks(nats_client, "gpu", "heard", 1)
+    assert task.job_id == "heard"
+
+
 async def test_priority_goes_first(mesh: Mesh, nats_client: Client) -> None:
     await create_job(mesh, "low")
     await create_job(mesh, "high", priority=5)

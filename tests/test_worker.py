@@ -34,6 +34,7 @@ from nats.js import JetStreamContext
 from sluice import storage
 from sluice.config import Settings
 from sluice.messaging import (
+    ROLL_CALL_SUBJECT,
     TASKS_STREAM,
     connect,
     ensure_streams,
@@ -48,6 +49,7 @@ from sluice.models.spec import ModelSpec
 from sluice.runtime import usable_cpus
 from sluice.stack.nats_process import NatsServer
 from sluice.v1 import common_pb2, tasks_pb2
+from sluice_exporter.service import ExportService
 from sluice_worker.options import WorkerOptions
 from sluice_worker.pace import BATCH_WHEN_UNDER_S, FAST_BATCH, UNBATCH_WHEN_OVER_S, Pace, WorkflowPaces
 from sluice_worker.processing import GROUP_S, MAX_GROUP, next_group_size
@@ -336,6 +338,37 @@ async def test_heartbeats_say_which_machine_type_is_served(
     await sub.unsubscribe()
     assert beat.worker_id == "beating" and beat.slots == 3 and beat.busy_slots == 0
     assert beat.machine_type == common_pb2.MACHINE_TYPE_CPU
+
+
+async def test_workers_and_exporters_answer_a_roll_call_at_once(
+    worker_settings: Settings, nats_js: tuple[Client, JetStreamContext]
+) -> None:
+    """A scheduler that starts asks every worker for a heartbeat now (sluice.roll-call), so it
+    learns of their slots at once instead of a heartbeat interval later (here a minute)."""
+    nc, _ = nats_js
+    beats: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+
+    async def on_beat(msg: Any) -> None:
+        await beats.put((msg.subject, tasks_pb2.WorkerHeartbeat.FromString(msg.data).worker_id))
+
+    sub = await nc.subscribe("sluice.workers.*", cb=on_beat)
+    stop = asyncio.Event()
+    exporter = ExportService(nc, slots=1, worker_id="called-exporter", heartbeat_interval_s=60)
+    exporting = asyncio.create_task(exporter.run(stop))
+    try:
+        async with running_worker(worker_settings, worker_id="called", heartbeat_s=60):
+            wanted = {(heartbeat_subject("cpu"), "called"), (heartbeat_subject("export"), "called-exporter")}
+            started = set()
+            while started != wanted:  # each beats once as it starts, then not for a minute
+                started.add(await asyncio.wait_for(beats.get(), 30))
+            await nc.publish(ROLL_CALL_SUBJECT, b"")
+            heard = set()
+            while heard != wanted:
+                heard.add(await asyncio.wait_for(beats.get(), 5))
+    finally:
+        stop.set()
+        await asyncio.wait_for(exporting, 15)
+        await sub.unsubscribe()
 
 
 async def test_stopping_finishes_the_task_in_hand(

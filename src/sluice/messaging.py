@@ -7,6 +7,7 @@ Subjects:
 - sluice.events.<workspace>.<kind>      lifecycle events, kept for replay in the workspace's stream
                                         SLUICE_EVENTS_<workspace> (docs/events.md)
 - sluice.workers.<cpu|gpu|export>       worker heartbeats (core NATS, not stored)
+- sluice.roll-call                       the scheduler, on start: every worker heartbeats now (core NATS)
 - sluice.progress.<job>                 a running task's progress (core NATS, lossy)
 - sluice.control.<job>                  StopTasks from the scheduler to every worker (core NATS)
 
@@ -123,6 +124,12 @@ def _checked(workspace: str) -> str:
 
 def heartbeat_subject(kind: str) -> str:
     return f"sluice.workers.{kind}"
+
+
+ROLL_CALL_SUBJECT = "sluice.roll-call"
+"""An empty message the scheduler publishes on start; every worker and exporter answers with a
+heartbeat at once, so a job submitted right after `sluice up` (or a scheduler restart) does not
+wait up to a heartbeat interval for the scheduler to learn of the slots."""
 
 
 def task_consumer_name(kind: str) -> str:

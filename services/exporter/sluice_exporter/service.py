@@ -124,6 +124,7 @@ class ExportService:
         """Serve until `stop` is set, then finish the exports in flight."""
         await messaging.ensure_streams(self._js)
         subscription = await messaging.task_consumer(self._js, KIND)
+        roll_call = await self._nc.subscribe(messaging.ROLL_CALL_SUBJECT, cb=self._on_roll_call)
         heartbeats = asyncio.create_task(self._heartbeats())
         log.info("exporter %s serving with %d slot(s)", self.worker_id, self._slots)
         try:
@@ -137,6 +138,8 @@ class ExportService:
                 await heartbeats
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
+            with contextlib.suppress(Exception):
+                await roll_call.unsubscribe()
         log.info("exporter %s stopped", self.worker_id)
 
     async def _fetch_loop(self, subscription: JetStreamContext.PullSubscription, stop: asyncio.Event) -> None:
@@ -169,18 +172,24 @@ class ExportService:
         finally:
             stopping.cancel()
 
+    async def _heartbeat(self) -> None:
+        beat = tasks_pb2.WorkerHeartbeat(
+            worker_id=self.worker_id,
+            machine_type=common_pb2.MACHINE_TYPE_UNSPECIFIED,
+            slots=self._slots,
+            busy_slots=len(self._inflight),
+        )
+        try:
+            await self._nc.publish(messaging.heartbeat_subject(KIND), beat.SerializeToString())
+        except Exception as error:
+            log.debug("heartbeat not sent: %s", error)
+
+    async def _on_roll_call(self, msg: Msg) -> None:
+        await self._heartbeat()
+
     async def _heartbeats(self) -> None:
         while True:
-            beat = tasks_pb2.WorkerHeartbeat(
-                worker_id=self.worker_id,
-                machine_type=common_pb2.MACHINE_TYPE_UNSPECIFIED,
-                slots=self._slots,
-                busy_slots=len(self._inflight),
-            )
-            try:
-                await self._nc.publish(messaging.heartbeat_subject(KIND), beat.SerializeToString())
-            except Exception as error:
-                log.debug("heartbeat not sent: %s", error)
+            await self._heartbeat()
             await asyncio.sleep(self._heartbeat_interval_s)
 
     async def _keep_alive(self, msg: Msg) -> None:

@@ -266,15 +266,21 @@ async def start(settings: Settings, address: str, options: SchedulerOptions) -> 
     js = nc.jetstream()
     await messaging.ensure_streams(js, settings)
     workers = WorkersSeen()
-
-    async def on_heartbeat(msg: Msg) -> None:
-        workers.record(msg.subject.rsplit(".", 1)[-1], msg.data)
-
-    await nc.subscribe("sluice.workers.*", cb=on_heartbeat)
     staging = StagingClient(settings.staging_address, settings.internal_token)
     repo = Repository(pool)
     rates = CreditRates.from_settings(settings)
     coordinator = Coordinator(repo, staging, nc, ObjectStore(settings.store_url), workers, options, rates)
+
+    async def on_heartbeat(msg: Msg) -> None:
+        if not workers.record(msg.subject.rsplit(".", 1)[-1], msg.data):
+            return
+        try:  # slots appeared: fill them now rather than on the next tick
+            await coordinator.dispatch()
+        except Exception as error:
+            log.warning("cannot dispatch to a worker just seen: %s", error)
+
+    await nc.subscribe("sluice.workers.*", cb=on_heartbeat)
+    await nc.publish(messaging.ROLL_CALL_SUBJECT, b"")
     await _subscribe_reports(nc, js, coordinator)
     servicer = SchedulerServicer(repo, coordinator)
     server, health, port = await start_server(

@@ -20,10 +20,18 @@ class WorkersSeen:
         """Whether heartbeats have had time to arrive since this scheduler started."""
         return time.monotonic() - self._started >= ALIVE_FOR_S
 
-    def record(self, kind: str, payload: bytes) -> None:
+    def record(self, kind: str, payload: bytes) -> bool:
+        """Note a heartbeat; True when it brings slots: a worker not alive before, or more slots."""
         beat = tasks_pb2.WorkerHeartbeat.FromString(payload)
-        self._last_seen.setdefault(kind, {})[beat.worker_id or "?"] = time.monotonic()
-        self._slots.setdefault(kind, {})[beat.worker_id or "?"] = max(beat.slots, 1)
+        worker, now = beat.worker_id or "?", time.monotonic()
+        seen = self._last_seen.setdefault(kind, {})
+        slots = self._slots.setdefault(kind, {})
+        last = seen.get(worker)
+        was_alive = last is not None and now - last < ALIVE_FOR_S
+        more = max(beat.slots, 1) > slots.get(worker, 0)
+        seen[worker] = now
+        slots[worker] = max(beat.slots, 1)
+        return more or not was_alive
 
     def alive(self, kind: str) -> int:
         """How many workers of `kind` (cpu, gpu or export) sent a heartbeat recently."""

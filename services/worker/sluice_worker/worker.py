@@ -130,6 +130,7 @@ class Worker:
         await messaging.ensure_streams(js)
         assert self._nc is not None
         await self._nc.subscribe("sluice.control.*", cb=self._on_stop)
+        await self._nc.subscribe(messaging.ROLL_CALL_SUBJECT, cb=self._on_roll_call)
         subscriptions = [
             await messaging.task_consumer(js, options.machine_type) for _ in range(options.slots)
         ]
@@ -165,20 +166,27 @@ class Worker:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _heartbeats(self, stop: asyncio.Event) -> None:
+    async def _heartbeat(self) -> None:
         assert self._nc is not None
-        subject = messaging.heartbeat_subject(self.options.machine_type)
-        while not stop.is_set():
-            beat = tasks_pb2.WorkerHeartbeat(
-                worker_id=self.options.worker_id,
-                machine_type=self.options.machine_type_enum,
-                slots=self.options.slots,
-                busy_slots=self.busy_slots,
+        beat = tasks_pb2.WorkerHeartbeat(
+            worker_id=self.options.worker_id,
+            machine_type=self.options.machine_type_enum,
+            slots=self.options.slots,
+            busy_slots=self.busy_slots,
+        )
+        try:
+            await self._nc.publish(
+                messaging.heartbeat_subject(self.options.machine_type), beat.SerializeToString()
             )
-            try:
-                await self._nc.publish(subject, beat.SerializeToString())
-            except Exception as error:
-                log.warning("cannot publish heartbeat: %s", error)
+        except Exception as error:
+            log.warning("cannot publish heartbeat: %s", error)
+
+    async def _on_roll_call(self, msg: Msg) -> None:
+        await self._heartbeat()
+
+    async def _heartbeats(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self._heartbeat()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.options.heartbeat_s)
 
