@@ -333,8 +333,9 @@ class Worker:
             else:
                 pace = self.paces.get(workflow.digest)
                 outcome = await run_task(task, workflow, pace.batch_size, control, pace.group_size)
+                before = self.paces.get(workflow.digest).batch_size  # another slot may have moved it
                 learned = self.paces.learn(workflow.digest, outcome.group_size, outcome.per_image_s)
-                if learned.batch_size != pace.batch_size:
+                if learned.batch_size != before:
                     log.info(
                         "workflow %s: %d images per run from now on (%.2f ms an image at %d)",
                         workflow.digest[:12],
