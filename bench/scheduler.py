@@ -19,6 +19,7 @@ import asyncio
 import os
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,6 +59,7 @@ PUBLISH_AT_ONCE = 500
 the bench's publishing, not the scheduler)."""
 CPU = common_pb2.MACHINE_TYPE_CPU
 POLL_S = 0.25
+GET_JOB_CALLS = 50
 TIMEOUT_S = 600.0
 
 
@@ -75,6 +77,8 @@ class Figures:
     images: int
     create_s: float
     record_s: float
+    get_job_s: float = 0.0
+    """The median seconds of one GetJob of the finished job (GET_JOB_CALLS calls, one at a time)."""
 
     @property
     def per_s(self) -> float:
@@ -266,7 +270,12 @@ async def _measure(settings: Settings, key: str, images: int, slots: int) -> Fig
         processing = job.stages[0]
         if (processing.tasks_done, processing.items_done) != (images, images):
             raise SystemExit(f"the stage completed with {processing.tasks_done} tasks done of {images}")
-        return Figures(images, create_s, record_s)
+        calls = []
+        for _ in range(GET_JOB_CALLS):
+            called = time.perf_counter()
+            await _job(scheduler, md)
+            calls.append(time.perf_counter() - called)
+        return Figures(images, create_s, record_s, statistics.median(calls))
     finally:
         stop.set()
         await beating
@@ -293,6 +302,14 @@ def report(figures: Figures) -> str:
             fmt(figures.images / figures.create_s if figures.create_s > 0 else None, ",.0f"),
             "",
             "CreateJob: checks, the batch listed, every task written",
+        ),
+        (
+            "GetJob of that job",
+            str(figures.images),
+            fmt(figures.get_job_s, ".4f"),
+            "",
+            "",
+            f"median of {GET_JOB_CALLS} calls, one at a time, once it ended (its tasks: {figures.images})",
         ),
     ]
     return aligned(rows, right={1, 2, 3})

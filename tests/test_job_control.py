@@ -319,7 +319,8 @@ async def test_a_redelivery_elsewhere_is_logged(mesh: Mesh, nats_client: Client)
 
 STAGE_COUNTERS = (
     "tasks_total, tasks_waiting, tasks_queued, tasks_running, tasks_done, tasks_failed, "
-    "tasks_interrupted, items_done, items_failed"
+    "tasks_interrupted, items_done, items_failed, "
+    "round(machine_s::numeric, 3), round(cpu_s::numeric, 3), round(gpu_s::numeric, 3)"
 )
 TASKS_SUMMED = ", ".join(
     ["count(t.task_id)"]
@@ -328,6 +329,14 @@ TASKS_SUMMED = ", ".join(
         for state in ("pending", "queued", "running", "done", "failed", "interrupted")
     ]
     + ["coalesce(sum(t.items_done), 0)", "coalesce(sum(t.items_failed), 0)"]
+    + [
+        f"round(coalesce(sum({seconds}), 0)::numeric, 3)"
+        for seconds in (
+            "t.machine_s + t.open_s",
+            "t.cpu_s + CASE WHEN t.open_machine = 'gpu' THEN 0 ELSE t.open_s END",
+            "t.gpu_s + CASE WHEN t.open_machine = 'gpu' THEN t.open_s ELSE 0 END",
+        )
+    ]
 )
 
 
@@ -389,5 +398,10 @@ async def test_stage_counters_stay_the_sum_of_the_tasks_through_abort_and_restar
         done = await job_state(mesh, "kept", S.JOB_STATE_COMPLETED)
     processing, export = await counters_match_a_resum(mesh, "kept")
     assert processing[0] == processing[4] == 4 and processing[7] == 7
+    assert processing[9] == processing[10] + processing[11] > 0  # machine time, split by type
+    assert export[9] == export[10] + export[11] > 0
+    usage = (await stub.GetJob(S.GetJobRequest(job_id="kept"), metadata=mesh.md())).usage
+    assert round(usage.gpu_seconds, 3) == float(processing[11] + export[11])
+    assert round(usage.cpu_seconds, 3) == float(processing[10] + export[10])
     assert (done.stages[0].tasks_done, done.stages[0].items_done) == (4, 7)
     assert (done.stages[1].tasks_done, done.stages[1].tasks_total) == (1, 1)

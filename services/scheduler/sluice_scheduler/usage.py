@@ -3,7 +3,9 @@
 A job's usage is the sum over its tasks of the time their slots reported (task_records.py):
 closed deliveries by machine type (cpu_s, gpu_s) plus the open delivery's time (open_s) on its
 machine type (open_machine), so it moves while tasks run and covers every attempt. Export slots
-count as cpu. Estimates (jobs of kind 'estimate', ids `estimate:<hex>`) are usage too.
+count as cpu. Estimates (jobs of kind 'estimate', ids `estimate:<hex>`) are usage too. The sums
+are kept per stage by the stage counters' triggers (migration 009), so reading a job's usage
+reads its stage rows, not every task.
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ from sluice.config import Settings
 from sluice.errors import InvalidArgument
 from sluice.v1 import scheduler_pb2
 
-CPU_SECONDS = "t.cpu_s + CASE WHEN t.open_machine = 'gpu' THEN 0 ELSE t.open_s END"
-GPU_SECONDS = "t.gpu_s + CASE WHEN t.open_machine = 'gpu' THEN t.open_s ELSE 0 END"
 MAX_JOB_ROWS = 10_000
 """GetUsage by job answers at most this many rows (one message); more asks for a narrower period."""
 
@@ -48,8 +48,8 @@ async def job_usage(
 ) -> scheduler_pb2.Usage:
     """A job's machine time by machine type so far (all attempts), and its credits."""
     row = await pool.fetchrow(
-        f"SELECT coalesce(sum({CPU_SECONDS}), 0) AS cpu, coalesce(sum({GPU_SECONDS}), 0) AS gpu "
-        "FROM tasks t WHERE t.workspace=$1 AND t.job_id=$2",
+        "SELECT coalesce(sum(cpu_s), 0) AS cpu, coalesce(sum(gpu_s), 0) AS gpu "
+        "FROM stages WHERE workspace=$1 AND job_id=$2",
         workspace,
         job_id,
     )
@@ -82,8 +82,8 @@ async def usage_report(
     )
     rows = await pool.fetch(
         f"SELECT {key} AS key, count(DISTINCT j.job_id) AS jobs, min(j.created_at) AS first, "
-        f"coalesce(sum({CPU_SECONDS}), 0) AS cpu, coalesce(sum({GPU_SECONDS}), 0) AS gpu "
-        "FROM jobs j LEFT JOIN tasks t ON t.workspace=j.workspace AND t.job_id=j.job_id "
+        "coalesce(sum(s.cpu_s), 0) AS cpu, coalesce(sum(s.gpu_s), 0) AS gpu "
+        "FROM jobs j LEFT JOIN stages s ON s.workspace=j.workspace AND s.job_id=j.job_id "
         "WHERE j.workspace=$1 AND ($2::timestamptz IS NULL OR j.created_at >= $2) "
         "AND ($3::timestamptz IS NULL OR j.created_at < $3) "
         f"GROUP BY {key} ORDER BY min(j.created_at), {key} LIMIT $4",
