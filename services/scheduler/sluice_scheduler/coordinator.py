@@ -712,10 +712,8 @@ class Coordinator:
                 planning.failed_task(r["task_id"], bytes(r["payload"]), r["error"]) for r in failed
             ],
         )
-        await self.repo.add_tasks(workspace, job_id, [task])
-        if not await self.repo.set_stage_state(workspace, job_id, stage.name, "running", was="pending"):
+        if not await self.repo.start_stage(workspace, job_id, stage.name, [task]):
             return  # started already
-        await self.repo.set_job_state(workspace, job_id, "running", stage=stage.name)
         await self.events.emit(workspace, job_id, events_pb2.EVENT_TYPE_STAGE_STARTED, stage=stage.name)
         await self.logs.add(workspace, job_id, INFO, f"{stage.name} stage started")
         await self.dispatch()

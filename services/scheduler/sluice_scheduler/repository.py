@@ -298,6 +298,32 @@ class Repository:
             error,
         )
 
+    async def start_stage(self, workspace: str, job_id: str, stage: str, tasks: list[NewTask]) -> bool:
+        """Write a pending stage's tasks, mark it running and make it the job's current stage, in
+        one transaction (a crash between writing the tasks and starting the stage once left it
+        pending with its task done, which nothing advanced). False, writing nothing, when the
+        stage was not pending (started already) or the job ended."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            started = await conn.execute(
+                "UPDATE stages s SET state='running' FROM jobs j "
+                "WHERE s.workspace=$1 AND s.job_id=$2 AND s.name=$3 AND s.state='pending' "
+                "AND j.workspace=s.workspace AND j.job_id=s.job_id AND j.state IN ('queued', 'running')",
+                workspace,
+                job_id,
+                stage,
+            )
+            if str(started) == "UPDATE 0":
+                return False
+            await self._insert_tasks(conn, workspace, job_id, tasks)
+            await conn.execute(
+                "UPDATE jobs SET state='running', current_stage=$3, updated_at=now(), "
+                "started_at=coalesce(started_at, now()) WHERE workspace=$1 AND job_id=$2",
+                workspace,
+                job_id,
+                stage,
+            )
+        return True
+
     async def set_stage_state(
         self, workspace: str, job_id: str, stage: str, state: str, *, was: str | None = None
     ) -> bool:
