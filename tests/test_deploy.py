@@ -8,9 +8,12 @@ what is real (entry points, their flags, the settings read, the JetStream consum
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import re
 import shutil
+import socket
 import subprocess
 import tomllib
 from collections.abc import Iterator
@@ -18,11 +21,14 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
+import nats
+import nats.errors
 import pytest
 import yaml
 
 from sluice.config import Settings
 from sluice.stack.nats_process import nats_binary
+from sluice.stack.ports import free_port
 from sluice_scheduler.backlog import KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,12 +62,12 @@ ADDRESSES = [
 ]
 # The Secrets an operator creates (deploy/README.md, deploy/secrets.example.yaml), and their keys.
 SECRETS = {
-    "sluice-secrets": {"database-url", "internal-token"},
+    "sluice-secrets": {"database-url", "internal-token", "nats-password"},
     "sluice-postgres": {"password"},
     "sluice-api-keys": {"api_keys.json"},
 }
 OPTIONAL_SECRETS = {"sluice-store-credentials"}
-SECRET_SETTINGS = {"SLUICE_DATABASE_URL", "SLUICE_INTERNAL_TOKEN"}
+SECRET_SETTINGS = {"SLUICE_DATABASE_URL", "SLUICE_INTERNAL_TOKEN", "SLUICE_NATS_PASSWORD"}
 GPU_WORKLOADS = {"Deployment/worker-gpu", "Deployment/triton"}
 GPU_LABEL = "sluice.dev/gpu"
 # Overlay: whether it generates its own Secrets (else they are created by hand).
@@ -424,12 +430,57 @@ def test_the_nats_configuration_is_one_nats_server_accepts() -> None:
         pytest.skip("no nats-server binary")
     result = subprocess.run(
         [str(binary), "-t", "-c", str(BASE / "nats.conf")],
-        env={"POD_NAME": "nats-0"},
+        env={"POD_NAME": "nats-0", "SLUICE_NATS_PASSWORD": "a-password"},
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_the_fleets_nats_lets_in_only_the_services_user(tmp_path: Path) -> None:
+    """base/nats.conf run for real (its ports and folders moved to this test's): a client without
+    the services' password, or with a wrong one, is refused; user `sluice` with it gets in."""
+    try:
+        binary = nats_binary()
+    except RuntimeError:
+        pytest.skip("no nats-server binary")
+    client, cluster, monitor = free_port(), free_port(), free_port()
+    conf = (BASE / "nats.conf").read_text()
+    for old, new in (
+        ("0.0.0.0:4222", f"127.0.0.1:{client}"),
+        ("0.0.0.0:6222", f"127.0.0.1:{cluster}"),
+        ("0.0.0.0:8222", f"127.0.0.1:{monitor}"),
+        ("/data/jetstream", str(tmp_path / "jetstream")),
+        ("/var/run/nats/nats.pid", str(tmp_path / "nats.pid")),
+    ):
+        assert old in conf, old
+        conf = conf.replace(old, new)
+    (tmp_path / "nats.conf").write_text(conf)
+    server = subprocess.Popen(
+        [str(binary), "-c", str(tmp_path / "nats.conf")],
+        env={"POD_NAME": "nats-0", "SLUICE_NATS_PASSWORD": "the-password"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"nats://127.0.0.1:{client}"
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", client), timeout=0.2).close()
+                break
+            await asyncio.sleep(0.1)
+        for credentials in ({}, {"user": "sluice", "password": "not-the-password"}):
+            with pytest.raises((nats.errors.Error, OSError)):
+                await nats.connect(url, allow_reconnect=False, connect_timeout=2, **credentials)
+        nc = await nats.connect(url, user="sluice", password="the-password", allow_reconnect=False)
+        sub = await nc.subscribe("sluice.workers.cpu")
+        await nc.publish("sluice.workers.cpu", b"beat")
+        assert (await sub.next_msg(timeout=5)).data == b"beat"
+        await nc.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 @pytest.mark.parametrize("workload", sorted(GPU_WORKLOADS))
