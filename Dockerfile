@@ -1,5 +1,6 @@
-# One image for every Sluice service; the Kubernetes manifests in deploy/ pick the entry point
-# by command (sluice-staging, sluice-scheduler, sluice-worker, sluice-exporter, sluice).
+# One image for every Sluice service and the dashboard; the Kubernetes manifests in deploy/ pick
+# the entry point by command (sluice-staging, sluice-scheduler, sluice-worker, sluice-exporter,
+# sluice-dashboard, sluice).
 #
 #   docker build -t sluice:0.1.0 .
 #   docker build --build-arg STORE_PACKAGES="gcsfs" -t sluice:0.1.0 .   # a GCS object store
@@ -15,8 +16,9 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 COPY services ./services
+COPY dashboard ./dashboard
 RUN python -m venv /opt/sluice \
- && /opt/sluice/bin/pip install . ${STORE_PACKAGES} \
+ && /opt/sluice/bin/pip install ".[dashboard]" ${STORE_PACKAGES} \
  && /opt/sluice/bin/pip check
 
 FROM ${PYTHON_IMAGE}

@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import tomllib
+import urllib.request
 from collections.abc import Iterator
 from importlib import import_module
 from pathlib import Path
@@ -48,6 +51,8 @@ GRPC_SERVERS = [
     ("worker-gpu", "--health-address", 8081),
     ("exporter", "--health-address", 8081),
 ]
+# Deployment, the flag its args listen with, the port, the HTTP path its probes ask.
+HTTP_SERVERS = [("dashboard", "--address", 8501, "/_stcore/health")]
 # ScaledObject, the Deployment it scales, the kind of task that Deployment pulls.
 SCALERS = [
     ("worker-cpu", "worker-cpu", "cpu"),
@@ -257,8 +262,13 @@ def test_each_kustomization_lists_files_that_exist_and_every_file_it_holds(kusto
 def test_the_dockerfile_installs_the_project_in_one_step_and_runs_as_the_pods_uid() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     # One install step, as scripts/install.sh: the project with its dependencies, then pip check.
-    assert re.search(r"pip install \.[ \n]", dockerfile) and "pip check" in dockerfile
+    assert re.search(r'pip install "?\.(\[[a-z,]+\])?"?[ \n]', dockerfile) and "pip check" in dockerfile
     assert "--no-deps" not in dockerfile
+    # Every folder the wheel's packages are found in is copied in (the dashboard once was not).
+    found_in = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    for folder in {where.split("/")[0] for where in found_in["where"]}:
+        assert re.search(rf"^COPY {re.escape(folder)} \./{re.escape(folder)}$", dockerfile, re.M), folder
+    assert '".[dashboard]"' in dockerfile  # the dashboard's Deployment runs from the same image
     # opencv-python (what the model packages require) loads libGL and GLib when imported.
     assert "libgl1" in dockerfile and "libglib2.0-0" in dockerfile
     assert f"USER {SLUICE_UID}" in dockerfile
@@ -308,13 +318,57 @@ def test_every_grpc_server_is_probed_on_the_port_its_args_listen_on(
         assert container[probe]["grpc"]["port"] == port, probe
 
 
-def test_every_sluice_deployment_is_a_probed_grpc_server() -> None:
+@pytest.mark.parametrize(("deployment", "flag", "port", "path"), HTTP_SERVERS)
+def test_every_http_server_is_probed_on_the_port_its_args_listen_on(
+    deployment: str, flag: str, port: int, path: str
+) -> None:
+    container = only_container(BASE_DOCS, deployment)
+    host, listen = flag_value(container["args"], flag).rsplit(":", 1)
+    assert (host, int(listen)) == ("0.0.0.0", port)
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for probe in ("readinessProbe", "livenessProbe"):
+        check = container[probe]["httpGet"]
+        assert check["path"] == path and named.get(check["port"], check["port"]) == port, probe
+    service_port(BASE_DOCS, deployment, port)
+
+
+def test_every_sluice_deployment_is_a_probed_server() -> None:
     running_sluice = {
         doc["metadata"]["name"]
         for _, doc, spec in pod_specs(BASE_DOCS)
         if any(is_sluice_image(c["image"]) for c in spec["containers"])
     }
-    assert running_sluice == {deployment for deployment, _, _ in GRPC_SERVERS}
+    assert running_sluice == {d for d, _, _ in GRPC_SERVERS} | {d for d, _, _, _ in HTTP_SERVERS}
+
+
+async def test_the_dashboards_command_serves_what_its_probe_asks(tmp_path: Path) -> None:
+    """The Deployment's command and args, run here on a free port: the probe's path answers ok."""
+    pytest.importorskip("streamlit")
+    ((deployment, _, port, path),) = HTTP_SERVERS
+    container = only_container(BASE_DOCS, deployment)
+    here = free_port()
+    args = [a.replace(f"0.0.0.0:{port}", f"127.0.0.1:{here}") for a in map(str, container["args"])]
+    script = Path(sys.executable).with_name(container["command"][0])
+    env = {**os.environ, "HOME": str(tmp_path), "SLUICE_STAGING_ADDRESS": "127.0.0.1:1"}
+    process = subprocess.Popen(
+        [str(script), *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        answer = ""
+        for _ in range(300):
+            with contextlib.suppress(OSError):
+                answer = await asyncio.to_thread(_http_get, here, path)
+                break
+            await asyncio.sleep(0.1)
+        assert answer == "ok", answer
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _http_get(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+        return str(response.read().decode())
 
 
 @pytest.mark.parametrize("name", sorted(SLUICE_CONTAINERS))

@@ -1,4 +1,5 @@
-"""`python -m sluice_dashboard --address HOST:PORT`: serve the dashboard with Streamlit.
+"""`sluice-dashboard --address HOST:PORT` (or `python -m sluice_dashboard`): serve the dashboard
+with Streamlit.
 
 It listens on HOST:PORT only, headless, with no usage statistics sent anywhere and no file
 watcher; it reaches the services at SLUICE_STAGING_ADDRESS and SLUICE_SCHEDULER_ADDRESS.
@@ -33,10 +34,13 @@ def streamlit_argv(address: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m sluice_dashboard", description=__doc__)
+    parser = argparse.ArgumentParser(prog="sluice-dashboard", description=__doc__)
     parser.add_argument("--address", default="127.0.0.1:8501", help="host:port to listen on")
     args = parser.parse_args(argv)
-    from streamlit.web import cli
+    try:
+        from streamlit.web import cli
+    except ImportError:
+        sys.exit("sluice-dashboard: Streamlit is not installed (pip install 'sluice[dashboard]')")
 
     sys.argv = streamlit_argv(args.address)
     sys.exit(cli.main())
