@@ -31,6 +31,7 @@ from sluice_scheduler.backlog import serve_backlog
 from sluice_scheduler.coordinator import Coordinator, SchedulerOptions
 from sluice_scheduler.dispatcher import KINDS
 from sluice_scheduler.estimate import end_stale_estimates
+from sluice_scheduler.progress_queue import ProgressQueue
 from sluice_scheduler.repository import Repository
 from sluice_scheduler.servicer import SchedulerServicer
 from sluice_scheduler.staging_client import StagingClient
@@ -159,14 +160,27 @@ def _log_handler(coordinator: Coordinator) -> Callable[[Msg], Awaitable[None]]:
     return handle
 
 
-async def _subscribe_reports(nc: Client, js: JetStreamContext, coordinator: Coordinator) -> None:
-    """Progress reports and JetStream's max-deliveries advisories (core NATS, lossy)."""
+def progress_queue(coordinator: Coordinator) -> ProgressQueue:
+    async def record(progress: tasks_pb2.TaskProgress) -> None:
+        try:
+            await coordinator.handle_progress(progress)
+        except Exception as error:
+            log.warning("cannot record a progress report: %s", error)
+
+    return ProgressQueue(record)
+
+
+async def _subscribe_reports(
+    nc: Client, js: JetStreamContext, coordinator: Coordinator, progress: ProgressQueue
+) -> None:
+    """Progress reports (coalesced per delivery, `progress_queue.py`) and JetStream's
+    max-deliveries advisories (core NATS, lossy)."""
 
     async def on_progress(msg: Msg) -> None:
         try:
-            await coordinator.handle_progress(tasks_pb2.TaskProgress.FromString(msg.data))
-        except Exception as error:
-            log.warning("cannot record a progress report: %s", error)
+            progress.put(tasks_pb2.TaskProgress.FromString(msg.data))
+        except DecodeError:
+            log.warning("a message on %s is not a TaskProgress: ignored", msg.subject)
 
     async def on_max_deliveries(msg: Msg) -> None:
         try:
@@ -281,7 +295,8 @@ async def start(settings: Settings, address: str, options: SchedulerOptions) -> 
 
     await nc.subscribe("sluice.workers.*", cb=on_heartbeat)
     await nc.publish(messaging.ROLL_CALL_SUBJECT, b"")
-    await _subscribe_reports(nc, js, coordinator)
+    progress = progress_queue(coordinator)
+    await _subscribe_reports(nc, js, coordinator, progress)
     servicer = SchedulerServicer(repo, coordinator)
     server, health, port = await start_server(
         [
@@ -332,6 +347,7 @@ async def start(settings: Settings, address: str, options: SchedulerOptions) -> 
                 stop,
             )
         ),
+        asyncio.create_task(_supervised("progress", lambda: progress.run(stop), stop)),
         asyncio.create_task(_supervised("tick", lambda: _tick(coordinator, stop), stop)),
         asyncio.create_task(_supervised("webhooks", lambda: coordinator.webhooks.run(stop), stop)),
         asyncio.create_task(
