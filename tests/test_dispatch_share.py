@@ -50,23 +50,25 @@ LONG = QUEUE_AHEAD_UNDER_S * 10
 
 
 @pytest.mark.parametrize(
-    ("slots", "in_flight", "jobs", "room"),
+    ("slots", "in_flight", "task_seconds", "room"),
     [
-        # Every waiting job runs short tasks: one more per slot may wait in the queue.
-        (4, 0, [job("a", 9, task_s=SHORT)], 8),
-        (4, 6, [job("a", 9, task_s=SHORT), job("b", 9, task_s=SHORT)], 2),
-        # A job not measured yet, or one with long tasks, keeps the queue to the slots...
-        (4, 0, [job("a", 9, task_s=SHORT), job("new", 9)], 4),
-        (4, 1, [job("a", 9, task_s=LONG)], 3),
+        # Every job waiting or in flight runs short tasks: one more per slot may wait in the queue.
+        (4, 0, [SHORT], 8),
+        (4, 6, [SHORT, SHORT], 2),
+        # A job not measured yet, or one with long tasks, keeps the queue to the slots, whether
+        # it waits for a slot or holds one (nothing queues behind a long task)...
+        (4, 0, [SHORT, None], 4),
+        (4, 1, [LONG], 3),
+        (4, 2, [SHORT, LONG], 2),
         # ... and while short tasks queued ahead drain, nothing more goes out.
-        (4, 7, [job("a", 9, task_s=SHORT), job("slow", 9, task_s=LONG)], -3),
+        (4, 7, [SHORT, LONG], -3),
         (4, 2, [], 2),
     ],
 )
-def test_short_tasks_queue_one_ahead_per_slot_while_no_other_job_waits(
-    slots: int, in_flight: int, jobs: list[Candidate], room: int
+def test_short_tasks_queue_one_ahead_per_slot_while_no_other_job_is_about(
+    slots: int, in_flight: int, task_seconds: list[float | None], room: int
 ) -> None:
-    assert queue_room(slots, in_flight, jobs) == room
+    assert queue_room(slots, in_flight, task_seconds) == room
 
 
 def test_a_stop_covers_its_attempt_and_earlier_ones() -> None:

@@ -115,13 +115,24 @@ async def test_short_tasks_queue_one_ahead_until_another_job_waits(mesh: Mesh, n
 
 
 async def test_long_tasks_keep_the_queue_to_one_per_slot(mesh: Mesh, nats_client: Client) -> None:
-    await create_job(mesh, "steady")
-    async with pretend_workers(nats_client, {"gpu": 1}):
-        (first,) = await take_tasks(nats_client, "gpu", "steady", 1)
+    """A job of long tasks gets one task per slot; and while one of its tasks holds a slot, a
+    job of short tasks queues nothing ahead (it would wait behind the long one)."""
+    await create_job(mesh, "steady")  # 7 images in tasks of 1, 2, 3, 1
+    async with pretend_workers(nats_client, {"gpu": 2}):
+        first, second = await take_tasks(nats_client, "gpu", "steady", 2)
         await report(nats_client, first, duration_s=5.0)  # 1 image in 5 s: tasks of about 9 s
-        (second,) = await take_tasks(nats_client, "gpu", "steady", 1)
+        (third,) = await take_tasks(nats_client, "gpu", "steady", 1)
         await no_task_arrives(nats_client, "gpu", "steady")
-        assert second.task_id != first.task_id
+        await report(nats_client, second, duration_s=10.0)
+        (last,) = await take_tasks(nats_client, "gpu", "steady", 1)  # none of steady's left waiting
+        await create_job(mesh, "brisk")
+        await report(nats_client, third, duration_s=15.0)
+        (brisk,) = await take_tasks(nats_client, "gpu", "brisk", 1)
+        await report(nats_client, brisk, duration_s=0.01)  # brisk is short; steady's last runs on
+        (brisk,) = await take_tasks(nats_client, "gpu", "brisk", 1)
+        await no_task_arrives(nats_client, "gpu", "brisk")
+        await report(nats_client, last, duration_s=5.0)  # the long one ended: brisk queues ahead
+        await take_tasks(nats_client, "gpu", "brisk", 2)
 
 
 async def test_a_starting_scheduler_calls_the_roll_and_fills_the_slots_it_hears_of(

@@ -7,13 +7,14 @@ equals, one task at a time to each job in turn (the job served longest ago first
 has more tasks in flight (queued or running) than its --max-parallel-tasks, nor more than
 --workers-per-machine times the number of live workers of its type.
 
-Short tasks queue ahead: while every job waiting for a slot of a type runs tasks expected to
-take under QUEUE_AHEAD_UNDER_S, the queue may hold one more task per slot. A slot that ends
-such a task then takes the next one from the queue at once instead of waiting for the result's
-round trip through the scheduler (about a quarter of a near-free model's time). A job that
-waits and does not qualify (longer tasks, or none ended yet) turns this off until it has its
-slots: the queued short tasks drain within a second and it is served as before. Abort purges
-queued tasks, so none of them runs after it.
+Short tasks queue ahead: while every job of a type that waits for a slot or holds one runs
+tasks expected to take under QUEUE_AHEAD_UNDER_S, the queue may hold one more task per slot. A
+slot that ends such a task then takes the next one from the queue at once instead of waiting for
+the result's round trip through the scheduler (about a quarter of a near-free model's time). A
+job that does not qualify (longer tasks, or none ended yet) turns this off: while it waits,
+until it has its slots (the queued short tasks drain within a second, and it is served as
+before), and while it holds a slot, so that no task waits in the queue behind a long one. Abort
+purges queued tasks, so none of them runs after it.
 """
 
 from __future__ import annotations
@@ -53,11 +54,12 @@ def job_limit(candidate: Candidate, workers: int) -> int | None:
     return min(limits) if limits else None
 
 
-def queue_room(slots: int, in_flight: int, candidates: list[Candidate]) -> int:
+def queue_room(slots: int, in_flight: int, task_seconds: list[float | None]) -> int:
     """How many more tasks the queue of one machine type takes: the free slots, and one more
-    per slot while every waiting job runs short tasks (see the module's docstring)."""
-    short = all(c.task_s is not None and c.task_s < QUEUE_AHEAD_UNDER_S for c in candidates)
-    return (2 * slots if short and candidates else slots) - in_flight
+    per slot while every job waiting or in flight (their expected task seconds, `task_seconds`)
+    runs short tasks (see the module's docstring)."""
+    short = all(t is not None and t < QUEUE_AHEAD_UNDER_S for t in task_seconds)
+    return (2 * slots if short and task_seconds else slots) - in_flight
 
 
 def share(
@@ -113,14 +115,15 @@ class Dispatcher:
         if slots == 0:
             return []
         in_flight = await self.tasks.in_flight(kind)
-        busy = sum(in_flight.values())
+        busy = sum(in_flight.counts.values())
         if busy >= 2 * slots:
             return []
         candidates = await self.tasks.candidates(kind)
-        free = queue_room(slots, busy, candidates)
+        expected = {**in_flight.task_s, **{(c.workspace, c.job_id): c.task_s for c in candidates}}
+        free = queue_room(slots, busy, list(expected.values()) if candidates else [])
         if free <= 0:
             return []
-        granted = share(free, candidates, in_flight, self.workers.alive(kind))
+        granted = share(free, candidates, in_flight.counts, self.workers.alive(kind))
         by_key = {(c.workspace, c.job_id): c for c in candidates}
         sent = []
         for key, count in granted.items():

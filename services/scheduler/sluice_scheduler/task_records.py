@@ -23,6 +23,23 @@ from sluice_scheduler.result_group import RecordedResult, TaskRow, apply_result,
 IN_FLIGHT = ("queued", "running")
 
 
+TASK_SECONDS = (
+    "sum(s.machine_s) / nullif(sum(s.items_done + s.items_failed), 0) "
+    "* sum(s.items_total) / nullif(sum(s.tasks_total), 0)"
+)
+"""SQL over a job's stage rows `s`: how long one of its tasks is expected to hold a slot (the
+machine seconds per ended item times the items per task); NULL before any item ended."""
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A machine type's tasks queued or running, per (workspace, job id)."""
+
+    counts: dict[tuple[str, str], int]
+    task_s: dict[tuple[str, str], float | None]
+    """How long each of those jobs' tasks is expected to take (None: not known yet)."""
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A job with tasks waiting for a slot of one machine type."""
@@ -87,15 +104,20 @@ class TaskRecords:
 
     # Dispatching
 
-    async def in_flight(self, kind: str) -> dict[tuple[str, str], int]:
-        """Tasks of machine type `kind` queued or running, per (workspace, job id): from the
-        stage counters, so a dispatch reads stage rows, not every task of every job."""
+    async def in_flight(self, kind: str) -> InFlight:
+        """Tasks of machine type `kind` queued or running, per (workspace, job id), and how long
+        each such job's tasks are expected to take: from the stage counters, so a dispatch reads
+        stage rows, not every task of every job."""
         rows = await self.pool.fetch(
-            "SELECT workspace, job_id, sum(tasks_queued + tasks_running) AS n FROM stages "
-            "WHERE machine_type=$1 AND tasks_queued + tasks_running > 0 GROUP BY workspace, job_id",
+            f"SELECT workspace, job_id, sum(tasks_queued + tasks_running) AS n, {TASK_SECONDS} AS task_s "
+            "FROM stages s WHERE machine_type=$1 AND tasks_queued + tasks_running > 0 "
+            "GROUP BY workspace, job_id",
             kind,
         )
-        return {(r["workspace"], r["job_id"]): int(r["n"]) for r in rows}
+        return InFlight(
+            {(r["workspace"], r["job_id"]): int(r["n"]) for r in rows},
+            {(r["workspace"], r["job_id"]): r["task_s"] for r in rows},
+        )
 
     async def candidates(self, kind: str) -> list[Candidate]:
         """Active jobs with pending tasks of machine type `kind`: highest priority first, then
@@ -103,8 +125,7 @@ class TaskRecords:
         rows = await self.pool.fetch(
             "SELECT j.workspace, j.job_id, j.job_uid, j.state, j.priority, j.max_parallel_tasks, "
             "j.workers_per_machine, sum(s.tasks_waiting)::bigint AS pending, "
-            "sum(s.machine_s) / nullif(sum(s.items_done + s.items_failed), 0) "
-            "* sum(s.items_total) / nullif(sum(s.tasks_total), 0) AS task_s FROM jobs j "
+            f"{TASK_SECONDS} AS task_s FROM jobs j "
             "JOIN stages s ON s.workspace=j.workspace AND s.job_id=j.job_id "
             "WHERE j.state IN ('queued', 'running') AND s.machine_type=$1 AND s.tasks_waiting > 0 "
             "GROUP BY j.workspace, j.job_id, j.job_uid, j.state, j.priority, j.max_parallel_tasks, "
