@@ -388,6 +388,14 @@ class Repository:
             )
             if row is None:
                 return None
+            # Locked in task id order first, as a group of results locks them (record_results),
+            # so a halt and another replica's group wait for each other instead of deadlocking.
+            await conn.execute(
+                "SELECT 1 FROM tasks WHERE workspace=$1 AND job_id=$2 "
+                "AND state IN ('pending', 'queued', 'running') ORDER BY task_id FOR UPDATE",
+                workspace,
+                job_id,
+            )
             await conn.execute(
                 "UPDATE tasks SET state='interrupted', updated_at=now() "
                 "WHERE workspace=$1 AND job_id=$2 AND state IN ('pending', 'queued', 'running')",
