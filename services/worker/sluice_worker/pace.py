@@ -5,12 +5,12 @@ Group size (images per thread hop) is explained in `processing.next_group_size`.
 otherwise, on a cpu worker, it is chosen per workflow from how long its images take:
 
 - one image per run to begin with: `make bench` measured it fastest for real detectors on two
-  cores with one ORT thread per slot (the text detector by 2 %, a 320-pixel one by 31 %), since
-  each slot's thread is busy either way and batching adds letterbox padding;
+  cores with one ORT thread per slot (the text detector by 4 to 33 %, a 320-pixel one by 16 to
+  35 %), since each slot's thread is busy either way and batching adds letterbox padding;
 - FAST_BATCH images per run once a task of the workflow took under BATCH_WHEN_UNDER_S an image:
   a run's fixed cost (the executor, a model call, decoding its outputs: about 0.15 ms of Python)
-  is then a large part of each image, and a near-free model carried about 40 % more images a
-  second at 8 an image per run;
+  is then a large part of each image, and at 8 a run a near-free model cost the worker about a
+  third less CPU time per image;
 - back to one when a task at FAST_BATCH took over UNBATCH_WHEN_OVER_S an image (twice the
   threshold, so a workflow near it does not flip at every task: batching only lowers the
   per-image time, so a workflow batched for being fast stays under the threshold unless its
