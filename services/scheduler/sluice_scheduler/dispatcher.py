@@ -119,8 +119,10 @@ class Dispatcher:
         if busy >= 2 * slots:
             return []
         candidates = await self.tasks.candidates(kind)
+        if not candidates:
+            return []
         expected = {**in_flight.task_s, **{(c.workspace, c.job_id): c.task_s for c in candidates}}
-        free = queue_room(slots, busy, list(expected.values()) if candidates else [])
+        free = queue_room(slots, busy, list(expected.values()))
         if free <= 0:
             return []
         granted = share(free, candidates, in_flight.counts, self.workers.alive(kind))
